@@ -1,0 +1,56 @@
+/*
+ * cache.h - the MX host cache of a scan, single-flight.
+ *
+ * The first domain that needs an MX host creates its entry and starts the
+ * host's lookups and sessions; every later domain waits on that entry and
+ * gets the same summary when it is done. A host shared by 100,000 domains
+ * is resolved and connected to once. Entries keep only the small summary
+ * that domain verdicts need; the full facts go to the database once.
+ */
+#ifndef MXSCAN_CACHE_H
+#define MXSCAN_CACHE_H
+
+#include <stddef.h>
+
+/* What a domain needs to know of one of its MX hosts. */
+typedef struct host_summary {
+    int dns_failed;     /* A and AAAA lookups both failed (SERVFAIL, timeout, ...) */
+    char dns_error[64]; /* e.g. "A SERVFAIL" */
+    int cname;          /* the name is a CNAME */
+    int n_addrs, n_v6;
+    int n_endpoints;
+    int n_reached;              /* endpoints that completed EHLO or HELO */
+    int n_tls;                  /* endpoints with a completed TLS handshake */
+    int dnssec_secure;          /* every address answer had AD */
+    int n_crit, n_warn, n_info; /* findings stored against this host */
+} host_summary_t;
+
+typedef void (*cache_wait_cb)(void *arg, const host_summary_t *sum);
+
+typedef struct cache_waiter {
+    struct cache_waiter *next;
+    cache_wait_cb cb;
+    void *arg;
+} cache_waiter_t;
+
+typedef struct cache_entry {
+    struct cache_entry *hnext;
+    int done;
+    host_summary_t sum;
+    cache_waiter_t *waiters;
+    char name[];
+} cache_entry_t;
+
+typedef struct cache cache_t;
+
+cache_t *cache_new(void);
+void cache_free(cache_t *c);
+/* Returns the entry of host, creating it (and setting *created) if new. */
+cache_entry_t *cache_get(cache_t *c, const char *host, int *created);
+/* Calls cb when the entry is done: at once if it already is. */
+int cache_wait(cache_entry_t *e, cache_wait_cb cb, void *arg);
+/* Marks the entry done and wakes its waiters. */
+void cache_complete(cache_entry_t *e);
+size_t cache_count(const cache_t *c);
+
+#endif

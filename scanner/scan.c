@@ -1,0 +1,1328 @@
+/*
+ * scan.c - the scan pipeline: input thread, domain and host tasks on the
+ * libuv loop, progress, signals and the summary.
+ *
+ * Memory is bounded by construction (massdns's habit): the input ring holds
+ * at most RING_CAP names, at most max_domains domains are in flight, the
+ * rate limiter caps sessions, and the writer's backlog is checked before a
+ * domain is admitted. What grows with the scan is the host cache's summary
+ * per unique MX host (a few dozen bytes each).
+ *
+ * Run phases: running (admitting from the ring), draining (input ended,
+ * waiting for tasks in flight), done. An interrupt stops the input, cancels
+ * DNS and waiting sessions, aborts live ones, drops unfinished domains and
+ * hosts (nothing half-done is stored), and marks the scan interrupted.
+ */
+#include "scanner/scan.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "db/db.h"
+#include "inputs/input.h"
+#include "scanner/cache.h"
+#include "scanner/dns.h"
+#include "scanner/log.h"
+#include "scanner/smtp.h"
+#include "scanner/strbuf.h"
+#include "scanner/tls.h"
+#include "scanner/verdict.h"
+
+int log_level = 1;
+
+#define RING_CAP        4096
+#define BACKLOG_MAX     50000 /* rows queued for the writer before admission pauses */
+#define MAX_MX_PER_DOM  16
+#define MAX_ADDRS_LIMIT 32
+
+static const char *postures[] = {"no-mail",         "dns-error", "unreachable", "broken",
+                                 "plaintext",       "partial",   "dane",        "mta-sts",
+                                 "mta-sts-testing", "starttls"};
+#define NPOSTURES (sizeof postures / sizeof *postures)
+
+typedef struct ring_item {
+    uint64_t line;
+    char name[INPUT_NAME_MAX + 1];
+} ring_item_t;
+
+typedef struct scan scan_t;
+
+typedef struct finding {
+    struct finding *next;
+    char *code, *host, *detail;
+} finding_t;
+
+typedef struct dom_mx {
+    char host[DNS_NAME_MAX + 1];
+    int pref;
+    int iplit;
+    int waiting;
+    host_summary_t sum;
+} dom_mx_t;
+
+typedef struct domain_task {
+    scan_t *sc;
+    uint64_t line;
+    char name[INPUT_NAME_MAX + 1];
+    const char *mx_kind; /* mx | null | implicit | none */
+    dns_status_t mx_status;
+    int mx_ad;
+    int nmx;
+    dom_mx_t mx[MAX_MX_PER_DOM];
+    int pending;
+    int dns_failed;
+    finding_t *findings;
+    int n_crit, n_warn, n_info;
+} domain_task_t;
+
+typedef struct host_task host_task_t;
+
+typedef struct endpoint {
+    host_task_t *h;
+    rl_req_t req;
+    smtp_session_t *sess;
+    struct endpoint *live_prev, *live_next; /* sessions in flight, for interrupt */
+    char ip[46];
+} endpoint_t;
+
+struct host_task {
+    scan_t *sc;
+    cache_entry_t *e;
+    dns_status_t a_status, aaaa_status;
+    int a_ad, aaaa_ad, a_done, aaaa_done;
+    char cname[DNS_NAME_MAX + 1];
+    int naddrs;
+    endpoint_t eps[MAX_ADDRS_LIMIT];
+    int pending;
+    db_batch_t *batch;
+};
+
+struct scan {
+    const scan_config_t *cfg;
+    uv_loop_t *loop;
+    db_t *db;
+    dns_t *dns;
+    rl_t *rl;
+    cache_t *cache;
+    SSL_CTX *ssl_ctx;
+    smtp_opts_t smtp;
+    int port;
+    char resolvers[512];
+
+    /* input thread and ring */
+    input_t *in;
+    input_dedup_t *dedup;
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ring_item_t *ring;
+    size_t ring_head, ring_count;
+    int input_done, input_stop;
+    char input_error[256];
+    atomic_uint_fast64_t lines, rejected, dup_input, accepted;
+
+    uv_async_t wake;
+    uv_timer_t progress;
+    uv_signal_t sigint, sigterm;
+    int handles_closing;
+
+    int interrupted, finished, closed, db_failed;
+    int wake_closed; /* under mu: no thread may send on wake any more */
+    uint64_t t0;
+    uint64_t domains_started, domains_done, domains_inflight;
+    uint64_t hosts_started, hosts_done, endpoints_done, endpoints_failed;
+    uint64_t posture_count[NPOSTURES];
+    endpoint_t *live;
+    int tty;
+    size_t last_progress_len;
+};
+
+static void pump(scan_t *sc);
+static void host_start(scan_t *sc, cache_entry_t *e);
+
+/* ---- input thread --------------------------------------------------- */
+
+/* Wakes the loop from any thread, unless the wake handle is closing. */
+static void wake_send(scan_t *sc)
+{
+    pthread_mutex_lock(&sc->mu);
+    if (!sc->wake_closed) {
+        uv_async_send(&sc->wake);
+    }
+    pthread_mutex_unlock(&sc->mu);
+}
+
+/* From now on nobody sends on wake; it may be closed. */
+static void wake_off(scan_t *sc)
+{
+    pthread_mutex_lock(&sc->mu);
+    sc->wake_closed = 1;
+    pthread_mutex_unlock(&sc->mu);
+}
+
+/* Stores one rejected input line. */
+static void store_reject(scan_t *sc, const input_item_t *it)
+{
+    db_batch_t *b = db_batch_new();
+    db_row(b, "rejected", 0);
+    db_int(b, "line", (int64_t)it->line);
+    db_text(b, "text", it->text);
+    db_text(b, "reason", it->reason);
+    db_submit(sc->db, b);
+}
+
+/* Reads the input into the ring; blocks only itself when the ring is full. */
+static void *input_main(void *arg)
+{
+    scan_t *sc = arg;
+    input_item_t it;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    for (;;) {
+        pthread_mutex_lock(&sc->mu);
+        int stop = sc->input_stop;
+        pthread_mutex_unlock(&sc->mu);
+        if (stop) {
+            break;
+        }
+        /* Cancellable only while reading: see scan_run's interrupt path. */
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+        input_status_t st = input_next(sc->in, &it);
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+        if (st == INPUT_EOF) {
+            break;
+        }
+        if (st == INPUT_ERROR) {
+            pthread_mutex_lock(&sc->mu);
+            snprintf(sc->input_error, sizeof sc->input_error, "input line %llu: %s",
+                     (unsigned long long)it.line, it.reason ? it.reason : "read error");
+            pthread_mutex_unlock(&sc->mu);
+            break;
+        }
+        atomic_store(&sc->lines, it.line);
+        if (st == INPUT_REJECT) {
+            atomic_fetch_add(&sc->rejected, 1);
+            store_reject(sc, &it);
+            continue;
+        }
+        if (input_dedup_seen(sc->dedup, it.domain)) {
+            atomic_fetch_add(&sc->dup_input, 1);
+            continue;
+        }
+        atomic_fetch_add(&sc->accepted, 1);
+        pthread_mutex_lock(&sc->mu);
+        while (sc->ring_count == RING_CAP && !sc->input_stop) {
+            pthread_cond_wait(&sc->cv, &sc->mu);
+        }
+        if (sc->input_stop) {
+            pthread_mutex_unlock(&sc->mu);
+            break;
+        }
+        ring_item_t *slot = &sc->ring[(sc->ring_head + sc->ring_count) % RING_CAP];
+        slot->line = it.line;
+        memcpy(slot->name, it.domain, sizeof slot->name);
+        sc->ring_count++;
+        int was_empty = sc->ring_count == 1;
+        pthread_mutex_unlock(&sc->mu);
+        if (was_empty) {
+            wake_send(sc);
+        }
+    }
+    pthread_mutex_lock(&sc->mu);
+    sc->input_done = 1;
+    if (!sc->wake_closed) {
+        uv_async_send(&sc->wake);
+    }
+    pthread_mutex_unlock(&sc->mu);
+    return NULL;
+}
+
+/* Takes one name from the ring; 0 if empty. */
+static int ring_pop(scan_t *sc, ring_item_t *out)
+{
+    pthread_mutex_lock(&sc->mu);
+    int got = sc->ring_count > 0;
+    if (got) {
+        *out = sc->ring[sc->ring_head];
+        sc->ring_head = (sc->ring_head + 1) % RING_CAP;
+        sc->ring_count--;
+        pthread_cond_signal(&sc->cv);
+    }
+    pthread_mutex_unlock(&sc->mu);
+    return got;
+}
+
+/* ---- findings ------------------------------------------------------- */
+
+/* Adds a finding to a batch with its code's severity and result type. */
+static void put_finding(db_batch_t *b, const char *domain, const char *host, const char *ip,
+                        int port, const char *code, const char *detail)
+{
+    const verdict_code_t *vc = verdict_lookup(code);
+    db_row(b, "findings", 0);
+    db_text(b, "domain", domain);
+    db_text(b, "host", host);
+    db_text(b, "ip", ip);
+    if (port > 0) {
+        db_int(b, "port", port);
+    } else {
+        db_null(b, "port");
+    }
+    db_text(b, "code", code);
+    db_text(b, "severity", vc ? vc->severity : "warn");
+    db_text(b, "result_type", vc ? vc->result_type : NULL);
+    db_text(b, "detail", detail);
+}
+
+/* Counts a severity into three counters. */
+static void count_sev(const char *code, int *crit, int *warn, int *info)
+{
+    const verdict_code_t *vc = verdict_lookup(code);
+    const char *sev = vc ? vc->severity : "warn";
+    if (strcmp(sev, "crit") == 0) {
+        (*crit)++;
+    } else if (strcmp(sev, "warn") == 0) {
+        (*warn)++;
+    } else {
+        (*info)++;
+    }
+}
+
+/* Records a domain-level finding (optionally naming one of its MX hosts). */
+static void domain_finding(domain_task_t *d, const char *code, const char *host, const char *detail)
+{
+    finding_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        return;
+    }
+    f->code = strdup(code);
+    f->host = host ? strdup(host) : NULL;
+    f->detail = strdup(detail ? detail : "");
+    f->next = d->findings;
+    d->findings = f;
+    count_sev(code, &d->n_crit, &d->n_warn, &d->n_info);
+}
+
+/* ---- hosts ---------------------------------------------------------- */
+
+typedef struct ep_ctx {
+    host_task_t *h;
+    endpoint_t *ep;
+} ep_ctx_t;
+
+/* An endpoint finding goes into the host's batch and its counters. */
+static void ep_emit(void *arg, const char *code, const char *detail)
+{
+    ep_ctx_t *c = arg;
+    host_task_t *h = c->h;
+    put_finding(h->batch, NULL, h->e->name, c->ep->ip, h->sc->port, code, detail);
+    count_sev(code, &h->e->sum.n_crit, &h->e->sum.n_warn, &h->e->sum.n_info);
+}
+
+/* A host-level finding (DNS of the host). */
+static void host_finding(host_task_t *h, const char *code, const char *detail)
+{
+    put_finding(h->batch, NULL, h->e->name, NULL, 0, code, detail);
+    count_sev(code, &h->e->sum.n_crit, &h->e->sum.n_warn, &h->e->sum.n_info);
+}
+
+/* Writes the host row, submits the host's batch and wakes its domains. */
+static void host_finish(host_task_t *h)
+{
+    scan_t *sc = h->sc;
+    host_summary_t *sum = &h->e->sum;
+    if (sc->interrupted) {
+        db_batch_free(h->batch);
+    } else {
+        strbuf_t sb;
+        sb_init(&sb);
+        sb_putc(&sb, '[');
+        for (int i = 0; i < h->naddrs; i++) {
+            if (i) {
+                sb_putc(&sb, ',');
+            }
+            sb_json_str(&sb, h->eps[i].ip, strlen(h->eps[i].ip));
+        }
+        sb_putc(&sb, ']');
+        db_row(h->batch, "hosts", 0);
+        db_text(h->batch, "host", h->e->name);
+        db_text(h->batch, "a_rcode", dns_status_name(h->a_status));
+        db_text(h->batch, "aaaa_rcode", dns_status_name(h->aaaa_status));
+        db_text(h->batch, "a_dnssec", h->a_ad ? "secure" : "insecure");
+        db_text(h->batch, "aaaa_dnssec", h->aaaa_ad ? "secure" : "insecure");
+        db_text(h->batch, "dnssec", sum->dnssec_secure ? "secure" : "insecure");
+        db_text(h->batch, "cname", h->cname[0] ? h->cname : NULL);
+        db_int(h->batch, "ip_literal", 0);
+        db_text(h->batch, "addresses", sb.s ? sb.s : "[]");
+        db_int(h->batch, "n_endpoints", h->naddrs);
+        sb_free(&sb);
+        db_submit(sc->db, h->batch);
+    }
+    h->batch = NULL;
+    sc->hosts_done++;
+    cache_entry_t *e = h->e;
+    free(h);
+    cache_complete(e);
+    pump(sc);
+}
+
+/* Adds the endpoint row of a finished session to the host's batch. */
+static void put_endpoint(host_task_t *h, const smtp_result_t *r)
+{
+    db_batch_t *b = h->batch;
+    db_row(b, "endpoints", 0);
+    db_text(b, "host", r->host);
+    db_text(b, "ip", r->ip);
+    db_int(b, "port", r->port);
+    db_text(b, "started_at", r->started_at);
+    db_text(b, "status", r->fail == SMTP_OK ? "ok" : "failed");
+    db_text(b, "failed_step", r->failed_step);
+    db_text(b, "error", r->fail == SMTP_OK ? NULL : r->error);
+    db_int(b, "tls_on_connect", r->tls_on_connect);
+    if (r->banner_code) {
+        db_int(b, "banner_code", r->banner_code);
+    }
+    db_text(b, "greeting", r->greeting);
+    db_int(b, "helo_fallback", r->helo_fallback);
+    if (r->ehlo_code) {
+        db_int(b, "ehlo_code", r->ehlo_code);
+    }
+    char *j;
+    if (r->ehlo_before) {
+        j = smtp_ehlo_json(r->ehlo_before);
+        db_text(b, "ehlo_before", j);
+        free(j);
+    }
+    if (r->ehlo_after) {
+        j = smtp_ehlo_json(r->ehlo_after);
+        db_text(b, "ehlo_after", j);
+        free(j);
+    }
+    if (r->ehlo_before) {
+        db_int(b, "starttls_offered", r->starttls_offered);
+    }
+    if (r->starttls_code) {
+        db_int(b, "starttls_code", r->starttls_code);
+    }
+    db_text(b, "starttls_reply", r->starttls_reply);
+    if (r->tls_done) {
+        db_text(b, "tls_version", r->tls.version);
+        db_text(b, "tls_cipher", r->tls.cipher);
+        db_text(b, "tls_group", r->tls.group);
+        db_int(b, "tls_kex_bits", r->tls.kex_bits);
+        db_int(b, "verify_code", r->tls.verify_code);
+        db_text(b, "verify_error", r->tls.verify_error);
+        if (r->tls.chain_der_len) {
+            db_blob(b, "chain_der", r->tls.chain_der, r->tls.chain_der_len);
+        }
+        db_int(b, "chain_len", r->tls.chain_len);
+    }
+    const double *t[] = {&r->t_connect,  &r->t_banner, &r->t_ehlo,
+                         &r->t_starttls, &r->t_tls,    &r->t_ehlo2};
+    const char *tn[] = {"t_connect_ms",  "t_banner_ms", "t_ehlo_ms",
+                        "t_starttls_ms", "t_tls_ms",    "t_ehlo2_ms"};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        if (*t[i] >= 0) {
+            db_real(b, tn[i], *t[i]);
+        }
+    }
+    db_real(b, "t_total_ms", r->t_total);
+}
+
+/* Removes an endpoint from the list of live sessions. */
+static void live_remove(scan_t *sc, endpoint_t *ep)
+{
+    if (ep->live_prev) {
+        ep->live_prev->live_next = ep->live_next;
+    } else if (sc->live == ep) {
+        sc->live = ep->live_next;
+    }
+    if (ep->live_next) {
+        ep->live_next->live_prev = ep->live_prev;
+    }
+    ep->live_prev = ep->live_next = NULL;
+}
+
+/* One endpoint is finished (or cancelled). */
+static void endpoint_done(host_task_t *h)
+{
+    if (--h->pending == 0) {
+        host_finish(h);
+    }
+}
+
+/* A session ended: store it, judge it, release its slot. */
+static void session_cb(void *arg, smtp_result_t *r)
+{
+    endpoint_t *ep = arg;
+    host_task_t *h = ep->h;
+    scan_t *sc = h->sc;
+    live_remove(sc, ep);
+    ep->sess = NULL;
+    rl_release(sc->rl, &ep->req);
+    sc->endpoints_done++;
+    if (r->fail != SMTP_OK) {
+        sc->endpoints_failed++;
+    }
+    if (!sc->interrupted && r->fail != SMTP_F_ABORTED) {
+        put_endpoint(h, r);
+        ep_ctx_t c = {h, ep};
+        verdict_endpoint(r, ep_emit, &c);
+        host_summary_t *sum = &h->e->sum;
+        sum->n_endpoints++;
+        if (verdict_reached(r)) {
+            sum->n_reached++;
+            if (verdict_tls_ok(r)) {
+                sum->n_tls++;
+            }
+        }
+    }
+    endpoint_done(h);
+}
+
+/* The rate limiter lets an endpoint connect (or cancels it). */
+static void endpoint_go(rl_req_t *req, int cancelled)
+{
+    endpoint_t *ep = (endpoint_t *)((char *)req - offsetof(endpoint_t, req));
+    host_task_t *h = ep->h;
+    scan_t *sc = h->sc;
+    if (cancelled || sc->interrupted) {
+        if (!cancelled) {
+            rl_release(sc->rl, &ep->req);
+        }
+        endpoint_done(h);
+        return;
+    }
+    LOG_DEBUG("session %s [%s]:%d start", h->e->name, ep->ip, sc->port);
+    ep->sess = smtp_start(sc->loop, &sc->smtp, h->e->name, ep->ip, sc->port, session_cb, ep);
+    if (!ep->sess) {
+        rl_release(sc->rl, &ep->req);
+        endpoint_done(h);
+        return;
+    }
+    ep->live_next = sc->live;
+    if (sc->live) {
+        sc->live->live_prev = ep;
+    }
+    sc->live = ep;
+}
+
+/* Both address lookups are in: start one session per address. */
+static void host_addresses_done(host_task_t *h)
+{
+    host_summary_t *sum = &h->e->sum;
+    scan_t *sc = h->sc;
+    int a_bad =
+        h->a_status != DNS_NOERROR && h->a_status != DNS_NODATA && h->a_status != DNS_NXDOMAIN;
+    int aaaa_bad = h->aaaa_status != DNS_NOERROR && h->aaaa_status != DNS_NODATA &&
+                   h->aaaa_status != DNS_NXDOMAIN;
+    char detail[160];
+    if (a_bad && h->a_status != DNS_CANCELLED) {
+        snprintf(detail, sizeof detail, "A %s: %s", h->e->name, dns_status_name(h->a_status));
+        host_finding(h, "dns.error", detail);
+    }
+    if (aaaa_bad && h->aaaa_status != DNS_CANCELLED) {
+        snprintf(detail, sizeof detail, "AAAA %s: %s", h->e->name, dns_status_name(h->aaaa_status));
+        host_finding(h, "dns.error", detail);
+    }
+    if (a_bad && aaaa_bad) {
+        sum->dns_failed = 1;
+        snprintf(sum->dns_error, sizeof sum->dns_error, "A %s", dns_status_name(h->a_status));
+    }
+    sum->cname = h->cname[0] != 0;
+    sum->n_addrs = h->naddrs;
+    sum->dnssec_secure = h->a_ad && h->aaaa_ad;
+    if (h->naddrs == 0 || sc->interrupted) {
+        h->pending = 1;
+        endpoint_done(h);
+        return;
+    }
+    h->pending = h->naddrs;
+    for (int i = 0; i < h->naddrs; i++) {
+        h->eps[i].h = h;
+        rl_acquire(sc->rl, &h->eps[i].req, h->eps[i].ip, endpoint_go);
+    }
+}
+
+/* Collects an A or AAAA answer for a host. */
+static void host_dns_cb(host_task_t *h, int v6, const dns_result_t *res)
+{
+    if (v6) {
+        h->aaaa_status = res->status, h->aaaa_ad = res->ad, h->aaaa_done = 1;
+    } else {
+        h->a_status = res->status, h->a_ad = res->ad, h->a_done = 1;
+    }
+    if (res->cname[0]) {
+        snprintf(h->cname, sizeof h->cname, "%s", res->cname);
+    }
+    for (int i = 0; i < res->nrr && h->naddrs < h->sc->cfg->max_addrs; i++) {
+        char *ip = h->eps[h->naddrs].ip;
+        size_t l = strnlen(res->rr[i].text, sizeof h->eps[0].ip - 1);
+        memcpy(ip, res->rr[i].text, l);
+        ip[l] = 0;
+        h->naddrs++;
+        if (v6) {
+            h->e->sum.n_v6++;
+        }
+    }
+    if (h->a_done && h->aaaa_done) {
+        host_addresses_done(h);
+    }
+}
+
+/* A answer. */
+static void host_a_cb(void *arg, const dns_result_t *res)
+{
+    host_dns_cb(arg, 0, res);
+}
+
+/* AAAA answer. */
+static void host_aaaa_cb(void *arg, const dns_result_t *res)
+{
+    host_dns_cb(arg, 1, res);
+}
+
+/* Starts the lookups and sessions of a new MX host. */
+static void host_start(scan_t *sc, cache_entry_t *e)
+{
+    host_task_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        cache_complete(e);
+        return;
+    }
+    h->sc = sc;
+    h->e = e;
+    h->batch = db_batch_new();
+    sc->hosts_started++;
+    /* AAAA first so that A answers fill the address slots before AAAA ones
+     * only when both arrive together; order of slots follows arrival. */
+    if (dns_query(sc->dns, e->name, DNS_T_A, 0, host_a_cb, h) < 0) {
+        dns_result_t r = {.status = DNS_FORMERR, .rcode = -1};
+        host_a_cb(h, &r);
+    }
+    if (dns_query(sc->dns, e->name, DNS_T_AAAA, 0, host_aaaa_cb, h) < 0) {
+        dns_result_t r = {.status = DNS_FORMERR, .rcode = -1};
+        host_aaaa_cb(h, &r);
+    }
+}
+
+/* ---- domains -------------------------------------------------------- */
+
+/* Frees a domain task. */
+static void domain_free(domain_task_t *d)
+{
+    finding_t *f = d->findings;
+    while (f) {
+        finding_t *n = f->next;
+        free(f->code);
+        free(f->host);
+        free(f->detail);
+        free(f);
+        f = n;
+    }
+    free(d);
+}
+
+/* All of a domain's hosts are known: judge it and store it. */
+static void domain_finish(domain_task_t *d)
+{
+    scan_t *sc = d->sc;
+    domain_facts_t facts = {0};
+    facts.null_mx = strcmp(d->mx_kind, "null") == 0;
+    facts.dns_failed = d->dns_failed;
+    int any_addr = 0, any_v6 = 0;
+    for (int i = 0; i < d->nmx; i++) {
+        dom_mx_t *m = &d->mx[i];
+        if (m->iplit) {
+            continue;
+        }
+        host_summary_t *s = &m->sum;
+        facts.n_endpoints += s->n_endpoints;
+        facts.n_reached += s->n_reached;
+        facts.n_tls += s->n_tls;
+        any_addr |= s->n_addrs > 0;
+        any_v6 |= s->n_v6 > 0;
+        int implicit = strcmp(d->mx_kind, "implicit") == 0;
+        if (implicit) {
+            if (s->dns_failed) {
+                facts.dns_failed = 1;
+            } else if (s->n_addrs == 0) {
+                domain_finding(d, "mx.none", NULL, "no MX and no A/AAAA record");
+            } else {
+                domain_finding(d, "mx.implicit", d->name,
+                               "no MX record: mail goes to the domain's own address");
+            }
+        } else {
+            if (s->cname) {
+                domain_finding(d, "mx.cname", m->host, "MX target is a CNAME");
+            }
+            if (s->n_addrs == 0 && !s->dns_failed) {
+                domain_finding(d, "mx.unresolvable", m->host, "MX target has no A/AAAA record");
+            }
+        }
+        d->n_crit += s->n_crit, d->n_warn += s->n_warn, d->n_info += s->n_info;
+    }
+    if (any_addr && !any_v6) {
+        domain_finding(d, "net.ipv6.none", NULL, "no MX host has an AAAA record");
+    }
+    const char *posture = verdict_posture(&facts);
+    for (size_t i = 0; i < NPOSTURES; i++) {
+        if (strcmp(postures[i], posture) == 0) {
+            sc->posture_count[i]++;
+        }
+    }
+    db_batch_t *b = db_batch_new();
+    db_row(b, "domains", DB_ROW_GUARD);
+    db_text(b, "domain", d->name);
+    db_int(b, "input_line", (int64_t)d->line);
+    db_text(b, "posture", posture);
+    db_text(b, "worst_severity",
+            d->n_crit   ? "crit"
+            : d->n_warn ? "warn"
+            : d->n_info ? "info"
+                        : NULL);
+    db_int(b, "n_crit", d->n_crit);
+    db_int(b, "n_warn", d->n_warn);
+    db_int(b, "n_info", d->n_info);
+    db_text(b, "mx_kind", d->mx_kind);
+    db_text(b, "mx_rcode", dns_status_name(d->mx_status));
+    if (d->mx_status == DNS_NOERROR || d->mx_status == DNS_NODATA || d->mx_status == DNS_NXDOMAIN) {
+        db_text(b, "mx_dnssec", d->mx_ad ? "secure" : "insecure");
+    }
+    db_int(b, "mx_count", strcmp(d->mx_kind, "mx") == 0 ? d->nmx : 0);
+    char now[32];
+    db_now_iso(now);
+    db_text(b, "scanned_at", now);
+    for (int i = 0; i < d->nmx; i++) {
+        db_row(b, "mx", 0);
+        db_text(b, "domain", d->name);
+        db_text(b, "host", d->mx[i].host);
+        db_int(b, "preference", d->mx[i].pref);
+        db_int(b, "implicit", strcmp(d->mx_kind, "implicit") == 0);
+    }
+    for (finding_t *f = d->findings; f; f = f->next) {
+        put_finding(b, d->name, f->host, NULL, 0, f->code, f->detail);
+    }
+    db_submit(sc->db, b);
+    sc->domains_done++;
+    sc->domains_inflight--;
+    domain_free(d);
+    pump(sc);
+}
+
+/* Drops a domain that the interrupt caught half-done. */
+static void domain_drop(domain_task_t *d)
+{
+    scan_t *sc = d->sc;
+    sc->domains_inflight--;
+    domain_free(d);
+    pump(sc);
+}
+
+/* Callback shim carrying the task: cache waiters get (task, index). */
+typedef struct mx_wait {
+    domain_task_t *d;
+    int i;
+} mx_wait_t;
+
+/* A host a domain waits on is done. */
+static void mx_wait_cb(void *arg, const host_summary_t *sum)
+{
+    mx_wait_t *w = arg;
+    domain_task_t *d = w->d;
+    d->mx[w->i].sum = *sum;
+    d->mx[w->i].waiting = 0;
+    free(w);
+    if (--d->pending == 0) {
+        if (d->sc->interrupted) {
+            domain_drop(d);
+        } else {
+            domain_finish(d);
+        }
+    }
+}
+
+/* Adds an MX host to a domain (deduplicated) and starts or joins its scan. */
+static void domain_add_host(domain_task_t *d, const char *host, int pref)
+{
+    for (int i = 0; i < d->nmx; i++) {
+        if (strcmp(d->mx[i].host, host) == 0) {
+            if (pref < d->mx[i].pref) {
+                d->mx[i].pref = pref;
+            }
+            return;
+        }
+    }
+    if (d->nmx >= MAX_MX_PER_DOM) {
+        return;
+    }
+    dom_mx_t *m = &d->mx[d->nmx++];
+    snprintf(m->host, sizeof m->host, "%s", host);
+    m->pref = pref;
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1) {
+        /* RFC 5321 5.1 wants a host name; senders look it up as a name. */
+        m->iplit = 1;
+        domain_finding(d, "mx.ip_literal", host, "MX target is an IP address, not a host name");
+        return;
+    }
+}
+
+/* Joins the hosts collected in d->mx (after the MX answer was parsed). */
+static void domain_join_hosts(domain_task_t *d)
+{
+    scan_t *sc = d->sc;
+    d->pending = 1; /* held while joining, so no host completes the task early */
+    for (int i = 0; i < d->nmx; i++) {
+        if (d->mx[i].iplit) {
+            continue;
+        }
+        int created = 0;
+        cache_entry_t *e = cache_get(sc->cache, d->mx[i].host, &created);
+        if (!e) {
+            continue;
+        }
+        mx_wait_t *w = malloc(sizeof *w);
+        if (!w) {
+            continue;
+        }
+        w->d = d;
+        w->i = i;
+        d->mx[i].waiting = 1;
+        d->pending++;
+        cache_wait(e, mx_wait_cb, w);
+        if (created) {
+            host_start(sc, e);
+        }
+    }
+    if (--d->pending == 0) {
+        if (sc->interrupted) {
+            domain_drop(d);
+        } else {
+            domain_finish(d);
+        }
+    }
+}
+
+/* Comparison of MX preferences for sorting. */
+static int mx_cmp(const void *a, const void *b)
+{
+    const dns_rr_t *x = a, *y = b;
+    return (int)x->pref - (int)y->pref;
+}
+
+/* The MX answer of a domain. */
+static void domain_mx_cb(void *arg, const dns_result_t *res)
+{
+    domain_task_t *d = arg;
+    scan_t *sc = d->sc;
+    if (sc->interrupted || res->status == DNS_CANCELLED) {
+        domain_drop(d);
+        return;
+    }
+    d->mx_status = res->status;
+    d->mx_ad = res->ad;
+    char detail[300];
+    switch (res->status) {
+    case DNS_NOERROR: {
+        /* RFC 7505 3: a null MX is a single record "0 ."; a "." among other
+         * MX records is ignored as an error of the zone. */
+        int nnull = 0;
+        for (int i = 0; i < res->nrr; i++) {
+            nnull += strcmp(res->rr[i].text, ".") == 0;
+        }
+        if (nnull == res->nrr) {
+            d->mx_kind = "null";
+            domain_finding(d, "mx.null", NULL, "null MX (RFC 7505): the domain accepts no mail");
+            domain_finish(d);
+            return;
+        }
+        d->mx_kind = "mx";
+        dns_rr_t *rr = malloc((size_t)res->nrr * sizeof *rr);
+        if (!rr) {
+            domain_drop(d);
+            return;
+        }
+        memcpy(rr, res->rr, (size_t)res->nrr * sizeof *rr);
+        qsort(rr, (size_t)res->nrr, sizeof *rr, mx_cmp);
+        for (int i = 0; i < res->nrr; i++) {
+            if (strcmp(rr[i].text, ".") != 0) {
+                domain_add_host(d, rr[i].text, rr[i].pref);
+            }
+        }
+        free(rr);
+        domain_join_hosts(d);
+        return;
+    }
+    case DNS_NODATA:
+        /* RFC 5321 5.1: no MX means the domain itself is the mail host. */
+        d->mx_kind = "implicit";
+        domain_add_host(d, d->name, 0);
+        domain_join_hosts(d);
+        return;
+    case DNS_NXDOMAIN:
+        d->mx_kind = "none";
+        domain_finding(d, "mx.none", NULL, "the domain does not exist (NXDOMAIN)");
+        domain_finish(d);
+        return;
+    default:
+        d->mx_kind = "none";
+        d->dns_failed = 1;
+        snprintf(detail, sizeof detail, "MX %s: %s", d->name, dns_status_name(res->status));
+        domain_finding(d, "dns.error", NULL, detail);
+        domain_finish(d);
+        return;
+    }
+}
+
+/* Starts a domain taken from the ring. */
+static void domain_start(scan_t *sc, const ring_item_t *it)
+{
+    domain_task_t *d = calloc(1, sizeof *d);
+    if (!d) {
+        return;
+    }
+    d->sc = sc;
+    d->line = it->line;
+    memcpy(d->name, it->name, sizeof d->name);
+    d->mx_kind = "none";
+    sc->domains_started++;
+    sc->domains_inflight++;
+    if (dns_query(sc->dns, d->name, DNS_T_MX, 0, domain_mx_cb, d) < 0) {
+        dns_result_t r = {.status = DNS_FORMERR, .rcode = -1};
+        domain_mx_cb(d, &r);
+    }
+}
+
+/* ---- run control ---------------------------------------------------- */
+
+static void finish(scan_t *sc);
+
+/* Admits domains while the caps allow; ends the scan when all is done. */
+static void pump(scan_t *sc)
+{
+    if (sc->finished) {
+        return;
+    }
+    if (!sc->db_failed && db_failed(sc->db, NULL, 0)) {
+        sc->db_failed = 1;
+    }
+    ring_item_t it;
+    while (!sc->interrupted && !sc->db_failed &&
+           sc->domains_inflight < (uint64_t)sc->cfg->max_domains &&
+           db_backlog(sc->db) < BACKLOG_MAX && ring_pop(sc, &it)) {
+        if (sc->cfg->parse_only) {
+            sc->domains_done++;
+            continue;
+        }
+        domain_start(sc, &it);
+    }
+    pthread_mutex_lock(&sc->mu);
+    int input_over = sc->input_done && sc->ring_count == 0;
+    pthread_mutex_unlock(&sc->mu);
+    if ((input_over || sc->interrupted || sc->db_failed) && sc->domains_inflight == 0) {
+        finish(sc);
+    }
+}
+
+static void close_all(scan_t *sc);
+
+/* Input or writer progress: admit more; or close down once finished (here,
+ * at the top of the loop, never inside a c-ares or session callback). */
+static void wake_cb(uv_async_t *a)
+{
+    scan_t *sc = a->data;
+    if (sc->finished) {
+        close_all(sc);
+        return;
+    }
+    pump(sc);
+}
+
+/* Prints the progress line (or a status line when not on a terminal). */
+static void progress_print(scan_t *sc, int final)
+{
+    double el = (double)(uv_hrtime() - sc->t0) / 1e9;
+    double rate = el > 0 ? (double)sc->domains_done / el : 0;
+    char total[48] = "";
+    char eta[32] = "";
+    uint64_t known = 0;
+    if (sc->cfg->input_path == NULL) {
+        known = (uint64_t)sc->cfg->ndomains;
+    }
+    double frac = 0;
+    if (known) {
+        snprintf(total, sizeof total, "/%llu", (unsigned long long)known);
+        frac = (double)sc->domains_done / (double)known;
+    } else if (sc->in && input_bytes_total(sc->in) > 0) {
+        frac = (double)input_bytes_read(sc->in) / (double)input_bytes_total(sc->in);
+        /* Bytes read run ahead of domains done by what is queued or in flight. */
+        uint64_t read = atomic_load(&sc->accepted);
+        if (read > 0) {
+            frac *= (double)sc->domains_done / (double)read;
+        }
+        snprintf(total, sizeof total, " (%.0f%% of input)", frac * 100);
+    }
+    if (frac > 0.001 && frac < 1 && el > 1) {
+        double left = el * (1 - frac) / frac;
+        snprintf(eta, sizeof eta, " eta %d:%02d:%02d", (int)left / 3600, ((int)left / 60) % 60,
+                 (int)left % 60);
+    }
+    char line[256];
+    int n = snprintf(
+        line, sizeof line, "%llu%s domains, %.1f/s, %zu sessions, %llu endpoints (%llu failed)%s",
+        (unsigned long long)sc->domains_done, total, rate, sc->rl ? rl_inflight(sc->rl) : 0,
+        (unsigned long long)sc->endpoints_done, (unsigned long long)sc->endpoints_failed, eta);
+    if (sc->tty) {
+        size_t pad = sc->last_progress_len > (size_t)n ? sc->last_progress_len - (size_t)n : 0;
+        fprintf(stderr, "\r%s%*s%s", line, (int)pad, "", final ? "\n" : "");
+        sc->last_progress_len = (size_t)n;
+    } else {
+        fprintf(stderr, "mxscan: %s\n", line);
+    }
+    fflush(stderr);
+}
+
+/* Periodic progress; also re-checks admission (writer backlog). */
+static void progress_cb(uv_timer_t *t)
+{
+    scan_t *sc = t->data;
+    if (!sc->cfg->quiet) {
+        progress_print(sc, 0);
+    }
+    pump(sc);
+}
+
+/* Ctrl-C or SIGTERM: stop cleanly, keep what is finished. */
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    scan_t *sc = s->data;
+    if (sc->interrupted) {
+        fprintf(stderr, "\nmxscan: already stopping; signal %d again ignored\n", signum);
+        return;
+    }
+    sc->interrupted = 1;
+    fprintf(stderr, "\nmxscan: %s: stopping, keeping what is finished\n",
+            signum == SIGINT ? "interrupted" : "terminated");
+    pthread_mutex_lock(&sc->mu);
+    sc->input_stop = 1;
+    pthread_cond_broadcast(&sc->cv);
+    pthread_mutex_unlock(&sc->mu);
+    if (sc->rl) {
+        rl_cancel_all(sc->rl);
+    }
+    while (sc->live) {
+        endpoint_t *ep = sc->live;
+        live_remove(sc, ep);
+        if (ep->sess) {
+            smtp_abort(ep->sess);
+        }
+    }
+    if (sc->dns) {
+        dns_t *d = sc->dns;
+        sc->dns = NULL;
+        dns_free(d); /* cancels lookups: their tasks are dropped */
+    }
+    pump(sc);
+}
+
+/* Everything is done: close down from the top of the loop. */
+static void finish(scan_t *sc)
+{
+    sc->finished = 1;
+    uv_async_send(&sc->wake);
+}
+
+/* Closes the scan's own handles, the resolver and the rate limiter. */
+static void close_all(scan_t *sc)
+{
+    if (sc->closed) {
+        return;
+    }
+    sc->closed = 1;
+    wake_off(sc);
+    uv_timer_stop(&sc->progress);
+    uv_close((uv_handle_t *)&sc->progress, NULL);
+    uv_close((uv_handle_t *)&sc->wake, NULL);
+    uv_signal_stop(&sc->sigint);
+    uv_signal_stop(&sc->sigterm);
+    uv_close((uv_handle_t *)&sc->sigint, NULL);
+    uv_close((uv_handle_t *)&sc->sigterm, NULL);
+    if (sc->dns) {
+        dns_free(sc->dns);
+        sc->dns = NULL;
+    }
+    if (sc->rl) {
+        rl_free(sc->rl);
+        sc->rl = NULL;
+    }
+}
+
+/* Default values of every setting, as --help shows them. */
+void scan_config_defaults(scan_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->helo = SCAN_DEFAULT_HELO;
+    c->port = 25;
+    c->timeout_ms = 30000;
+    c->dns_timeout_ms = 3000;
+    c->dns_tries = 2;
+    c->limits.concurrency = 100;
+    c->limits.per_ip = 1;
+    c->limits.rate = 20;
+    c->max_domains = 1000;
+    c->max_addrs = 4;
+    c->dedup_mem = 16u << 20;
+    c->csv_column = INPUT_CSV_AUTO;
+}
+
+/* Writes the final counts into the scans row (after the writer stopped). */
+static void store_scan_end(scan_t *sc, const char *status, uint64_t dups, double elapsed)
+{
+    sqlite3 *h = db_handle(sc->db);
+    sqlite3_stmt *st = NULL;
+    const char *sql = "UPDATE scans SET ended_at=?, status=?, input_lines=?, domains=?, "
+                      "duplicates=?, rejected=?, hosts=?, endpoints=?, elapsed_s=?, "
+                      "resolvers=?, helo=? WHERE id=?";
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "mxscan: cannot record the end of the scan: %s\n", sqlite3_errmsg(h));
+        return;
+    }
+    char now[32];
+    db_now_iso(now);
+    sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)atomic_load(&sc->lines));
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)sc->domains_done);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)dups);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)atomic_load(&sc->rejected));
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)sc->hosts_done);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)sc->endpoints_done);
+    sqlite3_bind_double(st, 9, elapsed);
+    sqlite3_bind_text(st, 10, sc->resolvers, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, sc->cfg->helo, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 12, db_scan_id(sc->db));
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        fprintf(stderr, "mxscan: cannot record the end of the scan: %s\n", sqlite3_errmsg(h));
+    }
+    sqlite3_finalize(st);
+}
+
+/* Writer committed: admission may go on. Runs on the writer thread. */
+static void writer_notify(void *arg)
+{
+    wake_send(arg);
+}
+
+/* Prints the end-of-scan summary. */
+static void print_summary(scan_t *sc, const char *status, uint64_t dups, double elapsed)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    printf("scan %lld %s: %llu domains in %.1f s (%.1f/s), %llu lines read\n",
+           (long long)db_scan_id(sc->db), status, (unsigned long long)sc->domains_done, elapsed,
+           elapsed > 0 ? (double)sc->domains_done / elapsed : 0.0,
+           (unsigned long long)atomic_load(&sc->lines));
+    if (!sc->cfg->parse_only) {
+        printf("  postures:");
+        for (size_t i = 0; i < NPOSTURES; i++) {
+            if (sc->posture_count[i]) {
+                printf(" %s %llu", postures[i], (unsigned long long)sc->posture_count[i]);
+            }
+        }
+        printf("\n  MX hosts %llu, endpoints %llu (%llu failed)\n",
+               (unsigned long long)sc->hosts_done, (unsigned long long)sc->endpoints_done,
+               (unsigned long long)sc->endpoints_failed);
+    }
+    printf("  rejected lines %llu, duplicates %llu\n",
+           (unsigned long long)atomic_load(&sc->rejected), (unsigned long long)dups);
+    printf("  cpu %.2f s, peak rss %.1f MiB, results in %s\n", cpu, (double)ru.ru_maxrss / 1024.0,
+           sc->cfg->db_path);
+}
+
+/* Closes whatever handle is still open (start-up failure path). */
+static void walk_close_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+/* Runs one scan; see scan.h. */
+int scan_run(const scan_config_t *cfg)
+{
+    char err[512];
+    scan_t *sc = calloc(1, sizeof *sc);
+    if (!sc) {
+        fprintf(stderr, "mxscan: out of memory\n");
+        return 1;
+    }
+    int rc = 1;
+    sc->cfg = cfg;
+    sc->tty = isatty(2);
+    sc->port = cfg->port;
+    pthread_mutex_init(&sc->mu, NULL);
+    pthread_cond_init(&sc->cv, NULL);
+    sc->ring = calloc(RING_CAP, sizeof *sc->ring);
+    sc->dedup = input_dedup_new(cfg->dedup_mem);
+    if (!sc->ring || !sc->dedup) {
+        fprintf(stderr, "mxscan: out of memory\n");
+        goto out;
+    }
+    if (cfg->input_path) {
+        sc->in = input_open_file(cfg->input_path, cfg->csv_column, err, sizeof err);
+    } else {
+        sc->in = input_open_args(cfg->domains, cfg->ndomains);
+        snprintf(err, sizeof err, "cannot read the domain arguments");
+    }
+    if (!sc->in) {
+        fprintf(stderr, "mxscan: %s\n", err);
+        goto out;
+    }
+    const char *res = cfg->resolvers;
+    if (!res || !*res) {
+        res = getenv("DNS_RESOLVER");
+    }
+    snprintf(sc->resolvers, sizeof sc->resolvers, "%s", res && *res ? res : "/etc/resolv.conf");
+    if (!cfg->parse_only) {
+        sc->ssl_ctx = tls_client_ctx_new(cfg->ca_file, cfg->ca_path, err, sizeof err);
+        if (!sc->ssl_ctx) {
+            fprintf(stderr, "mxscan: %s\n", err);
+            goto out;
+        }
+    }
+    sc->db = db_open(cfg->db_path, err, sizeof err);
+    if (!sc->db) {
+        fprintf(stderr, "mxscan: %s\n", err);
+        goto out;
+    }
+    if (db_scan_begin(sc->db, cfg->arguments_json ? cfg->arguments_json : "[]", MXSCAN_VERSION, err,
+                      sizeof err) < 0) {
+        fprintf(stderr, "mxscan: %s\n", err);
+        goto out;
+    }
+    sc->loop = calloc(1, sizeof *sc->loop);
+    uv_loop_init(sc->loop);
+    if (!cfg->parse_only) {
+        sc->dns = dns_new(sc->loop, res, cfg->dns_timeout_ms, cfg->dns_tries, err, sizeof err);
+        if (!sc->dns) {
+            fprintf(stderr, "mxscan: %s\n", err);
+            goto out_loop;
+        }
+        sc->rl = rl_new(sc->loop, &cfg->limits);
+        sc->cache = cache_new();
+        if (!sc->rl || !sc->cache) {
+            fprintf(stderr, "mxscan: out of memory\n");
+            goto out_loop;
+        }
+    }
+    sc->smtp.helo = cfg->helo;
+    sc->smtp.timeout_ms = cfg->timeout_ms;
+    sc->smtp.tls_on_connect = cfg->tls_on_connect;
+    sc->smtp.ssl_ctx = sc->ssl_ctx;
+    uv_async_init(sc->loop, &sc->wake, wake_cb);
+    sc->wake.data = sc;
+    uv_timer_init(sc->loop, &sc->progress);
+    sc->progress.data = sc;
+    uv_signal_init(sc->loop, &sc->sigint);
+    uv_signal_init(sc->loop, &sc->sigterm);
+    sc->sigint.data = sc->sigterm.data = sc;
+    uv_signal_start(&sc->sigint, signal_cb, SIGINT);
+    uv_signal_start(&sc->sigterm, signal_cb, SIGTERM);
+    if (db_writer_start(sc->db, writer_notify, sc, err, sizeof err) < 0) {
+        fprintf(stderr, "mxscan: %s\n", err);
+        goto out_loop;
+    }
+    sc->t0 = uv_hrtime();
+    uv_timer_start(&sc->progress, progress_cb, sc->tty ? 500 : 5000, sc->tty ? 500 : 5000);
+    if (pthread_create(&sc->thr, NULL, input_main, sc) != 0) {
+        fprintf(stderr, "mxscan: cannot start the input thread\n");
+        db_writer_stop(sc->db);
+        goto out_loop;
+    }
+    uv_run(sc->loop, UV_RUN_DEFAULT);
+    pthread_mutex_lock(&sc->mu);
+    sc->input_stop = 1;
+    int input_done = sc->input_done;
+    pthread_cond_broadcast(&sc->cv);
+    pthread_mutex_unlock(&sc->mu);
+    if (!input_done && sc->interrupted) {
+        /* The reader may sit in read() on a terminal or pipe: cancel it
+         * there (read is a cancellation point; it holds no lock then). */
+        pthread_cancel(sc->thr);
+    }
+    pthread_join(sc->thr, NULL);
+    if (!cfg->quiet) {
+        progress_print(sc, 1);
+    }
+    db_writer_stop(sc->db);
+    db_stats_t ws;
+    db_writer_stats(sc->db, &ws);
+    double elapsed = (double)(uv_hrtime() - sc->t0) / 1e9;
+    uint64_t dups = atomic_load(&sc->dup_input) + ws.duplicates;
+    const char *status = "done";
+    char dberr[256] = "";
+    if (db_failed(sc->db, dberr, sizeof dberr)) {
+        fprintf(stderr, "mxscan: database error, scan stopped: %s\n", dberr);
+        status = "failed";
+        rc = 1;
+    } else if (sc->interrupted) {
+        status = "interrupted";
+        rc = 130;
+    } else if (sc->input_error[0]) {
+        fprintf(stderr, "mxscan: %s (everything before it was scanned)\n", sc->input_error);
+        status = "failed";
+        rc = 1;
+    } else {
+        rc = 0;
+    }
+    /* Domains the writer dropped as duplicates were counted as done. */
+    sc->domains_done -= ws.duplicates <= sc->domains_done ? ws.duplicates : 0;
+    store_scan_end(sc, status, dups, elapsed);
+    print_summary(sc, status, dups, elapsed);
+out_loop:
+    if (sc->loop) {
+        if (!sc->finished) {
+            if (sc->dns) {
+                dns_free(sc->dns);
+            }
+            if (sc->rl) {
+                rl_free(sc->rl);
+            }
+            wake_off(sc);
+            uv_walk(sc->loop, walk_close_cb, NULL);
+        }
+        uv_run(sc->loop, UV_RUN_DEFAULT);
+        uv_loop_close(sc->loop);
+        free(sc->loop);
+    }
+out:
+    if (sc->ssl_ctx) {
+        SSL_CTX_free(sc->ssl_ctx);
+    }
+    if (sc->in) {
+        input_close(sc->in);
+    }
+    cache_free(sc->cache);
+    input_dedup_free(sc->dedup);
+    if (sc->db) {
+        db_close(sc->db);
+    }
+    free(sc->ring);
+    pthread_mutex_destroy(&sc->mu);
+    pthread_cond_destroy(&sc->cv);
+    free(sc);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/*
+ * scan.h - one scan run: the pipeline from a domain list to the database.
+ *
+ * The input is read on its own thread into a bounded ring, so a slow stdin
+ * never stalls the loop and a 10-million-line file is never in memory. The
+ * libuv loop admits domains from the ring while the number of domains in
+ * flight and the writer's backlog stay under their caps, looks up MX and
+ * addresses (dns.c), shares MX hosts through the single-flight cache
+ * (cache.c), opens sessions through the rate limiter (ratelimit.c) and
+ * smtp.c, judges with verdict.c, and hands rows to the writer thread (db/).
+ */
+#ifndef MXSCAN_SCAN_H
+#define MXSCAN_SCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scanner/ratelimit.h"
+
+#define SCAN_DEFAULT_HELO "mxscan.invalid"
+
+typedef struct scan_config {
+    const char *input_path; /* NULL: the domains below */
+    char *const *domains;
+    int ndomains;
+    int csv_column;
+    const char *db_path;
+    const char *resolvers; /* NULL: DNS_RESOLVER, else /etc/resolv.conf */
+    const char *helo;
+    int port;
+    int tls_on_connect;
+    uint64_t timeout_ms; /* deadline of each SMTP step */
+    int dns_timeout_ms;
+    int dns_tries;
+    rl_limits_t limits;
+    int max_domains; /* domains in flight */
+    int max_addrs;   /* addresses scanned per MX host */
+    const char *ca_file, *ca_path;
+    int quiet;
+    int parse_only;
+    size_t dedup_mem;
+    const char *arguments_json;
+} scan_config_t;
+
+/* Fills the defaults documented in --help. */
+void scan_config_defaults(scan_config_t *c);
+/* Runs a scan; returns the process exit status (0 done, 1 failed, 130
+ * interrupted). Start-up errors are printed to stderr. */
+int scan_run(const scan_config_t *c);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * tls.h - the TLS client of the scanner: OpenSSL over memory BIOs.
+ *
+ * The client accepts every protocol version and cipher a server may choose
+ * (security level 0, TLS 1.0 and up) so that legacy servers are observed and
+ * judged rather than refused. Verification is observed, never enforced: the
+ * verify callback records the first error and lets the handshake complete.
+ * Bytes from the network go in with tls_feed(); bytes for the network come
+ * out with tls_pending_out(); nothing here does I/O.
+ */
+#ifndef MXSCAN_TLS_H
+#define MXSCAN_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+
+/* What one handshake established, copied out of the SSL. */
+typedef struct tls_facts {
+    char version[16];         /* TLSv1.3, TLSv1.2, ... */
+    char cipher[64];          /* OpenSSL name */
+    char group[32];           /* key-exchange group or "DH"/"RSA" when none */
+    int kex_bits;             /* size of the server's ephemeral key, 0 if none */
+    long verify_code;         /* X509_V_OK or the first error seen */
+    char verify_error[128];   /* text of verify_code */
+    int verify_depth;         /* depth of the first error, -1 if none */
+    unsigned char *chain_der; /* peer chain, leaf first, DER concatenated (malloc) */
+    size_t chain_der_len;
+    int chain_len;
+} tls_facts_t;
+
+/* The shared client context: CA store from ca_file/ca_path, or the system
+ * default paths when both are NULL. Returns NULL with a message in err. */
+SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *ca_path, char *err, size_t errlen);
+
+/* A client SSL on a pair of memory BIOs with SNI (and the name used for
+ * X509 host checks later) set to servername. */
+SSL *tls_client_new(SSL_CTX *ctx, const char *servername);
+
+/* Network bytes in. Returns 0, or -1 if the BIO refused them. */
+int tls_feed(SSL *ssl, const void *data, size_t len);
+/* Bytes the SSL wants sent: points *out at them (valid until the next call
+ * on ssl) and returns their count; call tls_consume_out() after sending. */
+size_t tls_pending_out(SSL *ssl, const char **out);
+void tls_consume_out(SSL *ssl, size_t n);
+
+/* Drives the handshake: 1 done, 0 needs more bytes from the peer, -1 failed
+ * (message in err, from the OpenSSL error queue or the alert). */
+int tls_handshake(SSL *ssl, char *err, size_t errlen);
+
+/* Copies the facts of a finished handshake. tls_facts_clear frees them. */
+void tls_collect(SSL *ssl, tls_facts_t *f);
+void tls_facts_clear(tls_facts_t *f);
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * main.c - the mxscan command: subcommand dispatch and flag parsing.
+ *
+ * Each subcommand parses its own flags into a config struct and calls its
+ * module (scan_run for `scan`). Flags are checked here, at start-up, where
+ * a bad value is fatal with a clear message; nothing later exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scanner/log.h"
+#include "scanner/scan.h"
+#include "scanner/strbuf.h"
+
+/* Prints the top-level usage. */
+static void usage_main(FILE *f)
+{
+    fprintf(f, "usage: mxscan <command> [options]\n"
+               "\n"
+               "Scans mail domains for e-mail transport security (MX, STARTTLS, TLS)\n"
+               "and stores what it sees in an SQLite database.\n"
+               "\n"
+               "commands:\n"
+               "  scan      scan a list of domains into a results database\n"
+               "\n"
+               "options:\n"
+               "  -h, --help     this help; `mxscan <command> --help` for a command\n"
+               "  -V, --version  print the version\n");
+}
+
+/* Prints the usage of `mxscan scan`, with every default. */
+static void usage_scan(FILE *f)
+{
+    scan_config_t d;
+    scan_config_defaults(&d);
+    fprintf(f,
+            "usage: mxscan scan [options] [DOMAIN...]\n"
+            "\n"
+            "Looks up MX, A and AAAA of each domain, connects to every MX address on\n"
+            "port 25, reads the greeting, sends EHLO (HELO if refused), STARTTLS, does\n"
+            "the TLS handshake, EHLO again, and QUIT. It never sends MAIL, RCPT or DATA.\n"
+            "Results go to an SQLite database; each run is a new scan in that file.\n"
+            "\n"
+            "input:\n"
+            "  DOMAIN...              domains to scan (when no -i is given)\n"
+            "  -i, --input FILE       read domains from FILE, '-' for stdin; one per\n"
+            "                         line, or CSV; gzip is detected and decompressed\n"
+            "      --csv-column N     take the N-th comma-separated field (1-based);\n"
+            "                         default: plain lines, and 'rank,domain' lines\n"
+            "                         (top lists) are recognised\n"
+            "      --parse-only       read, check and count the input; scan nothing\n"
+            "\n"
+            "output:\n"
+            "  -o, --output DB        results database (default: mxscan.db)\n"
+            "  -q, --quiet            no progress display\n"
+            "  -v, --verbose          debug messages on stderr\n"
+            "\n"
+            "DNS:\n"
+            "      --resolver LIST    resolvers, ADDR[:PORT][,...] ([v6]:port for IPv6);\n"
+            "                         default: $DNS_RESOLVER, else /etc/resolv.conf.\n"
+            "                         Use a validating resolver: the AD bit it sets is\n"
+            "                         stored as the DNSSEC status of each answer\n"
+            "      --dns-timeout MS   per try (default %d); --dns-tries N (default %d)\n"
+            "\n"
+            "SMTP and TLS:\n"
+            "      --port N           SMTP port (default %d; 465 with --tls-on-connect)\n"
+            "      --tls-on-connect   TLS first, no STARTTLS (port 465, RFC 8314)\n"
+            "      --helo NAME        name sent with EHLO (default %s)\n"
+            "      --timeout T        deadline of each SMTP step: seconds, or e.g. 500ms\n"
+            "                         (default %llus)\n"
+            "      --ca-file FILE     CA certificates for verification (PEM)\n"
+            "      --ca-path DIR      CA directory (default: the system store)\n"
+            "      --max-addrs N      addresses scanned per MX host (default %d, max 32)\n"
+            "\n"
+            "politeness (defaults are safe for servers you do not run):\n"
+            "      --concurrency N    SMTP sessions in flight (default %d)\n"
+            "      --per-ip N         sessions in flight to one IP address (default %d)\n"
+            "      --rate N           new connections per second, 0 = no limit\n"
+            "                         (default %g)\n"
+            "      --max-domains N    domains in flight (default %d)\n"
+            "      --dedup-mem MIB    memory of the duplicate filter (default %zu)\n"
+            "\n"
+            "Exit status: 0 scan done, 1 error, 130 interrupted (what was finished is kept).\n",
+            d.dns_timeout_ms, d.dns_tries, d.port, d.helo,
+            (unsigned long long)(d.timeout_ms / 1000), d.max_addrs, d.limits.concurrency,
+            d.limits.per_ip, d.limits.rate, d.max_domains, d.dedup_mem >> 20);
+}
+
+/* Parses a whole number in [lo, hi], or exits with a message. */
+static long num_arg(const char *flag, const char *v, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi) {
+        fprintf(stderr, "mxscan: %s wants a whole number from %ld to %ld, not '%s'\n", flag, lo, hi,
+                v);
+        exit(2);
+    }
+    return n;
+}
+
+/* Parses a duration: seconds, or a number with ms or s. */
+static uint64_t duration_ms(const char *flag, const char *v)
+{
+    char *end;
+    errno = 0;
+    double n = strtod(v, &end);
+    double mult = 1000;
+    if (strcmp(end, "ms") == 0) {
+        mult = 1;
+    } else if (strcmp(end, "s") == 0 || *end == 0) {
+        mult = 1000;
+    } else {
+        n = -1;
+    }
+    if (errno || end == v || n <= 0 || n * mult > 3600e3) {
+        fprintf(stderr,
+                "mxscan: %s wants a duration such as 30, 10s or 500ms (at most 1h), "
+                "not '%s'\n",
+                flag, v);
+        exit(2);
+    }
+    return (uint64_t)(n * mult);
+}
+
+/* The command line as a JSON array, stored with the scan. */
+static char *args_json(int argc, char **argv)
+{
+    strbuf_t sb;
+    sb_init(&sb);
+    sb_putc(&sb, '[');
+    for (int i = 0; i < argc; i++) {
+        if (i) {
+            sb_putc(&sb, ',');
+        }
+        sb_json_str(&sb, argv[i], strlen(argv[i]));
+    }
+    sb_putc(&sb, ']');
+    return sb_take(&sb);
+}
+
+enum {
+    O_CSV = 256,
+    O_PARSE_ONLY,
+    O_RESOLVER,
+    O_DNS_TIMEOUT,
+    O_DNS_TRIES,
+    O_PORT,
+    O_TLS_ON_CONNECT,
+    O_HELO,
+    O_TIMEOUT,
+    O_CA_FILE,
+    O_CA_PATH,
+    O_MAX_ADDRS,
+    O_CONCURRENCY,
+    O_PER_IP,
+    O_RATE,
+    O_MAX_DOMAINS,
+    O_DEDUP_MEM,
+};
+
+/* `mxscan scan`. */
+static int cmd_scan(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"input", required_argument, 0, 'i'},
+        {"output", required_argument, 0, 'o'},
+        {"quiet", no_argument, 0, 'q'},
+        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},
+        {"csv-column", required_argument, 0, O_CSV},
+        {"parse-only", no_argument, 0, O_PARSE_ONLY},
+        {"resolver", required_argument, 0, O_RESOLVER},
+        {"dns-timeout", required_argument, 0, O_DNS_TIMEOUT},
+        {"dns-tries", required_argument, 0, O_DNS_TRIES},
+        {"port", required_argument, 0, O_PORT},
+        {"tls-on-connect", no_argument, 0, O_TLS_ON_CONNECT},
+        {"helo", required_argument, 0, O_HELO},
+        {"timeout", required_argument, 0, O_TIMEOUT},
+        {"ca-file", required_argument, 0, O_CA_FILE},
+        {"ca-path", required_argument, 0, O_CA_PATH},
+        {"max-addrs", required_argument, 0, O_MAX_ADDRS},
+        {"concurrency", required_argument, 0, O_CONCURRENCY},
+        {"per-ip", required_argument, 0, O_PER_IP},
+        {"rate", required_argument, 0, O_RATE},
+        {"max-domains", required_argument, 0, O_MAX_DOMAINS},
+        {"dedup-mem", required_argument, 0, O_DEDUP_MEM},
+        {0, 0, 0, 0},
+    };
+    scan_config_t c;
+    scan_config_defaults(&c);
+    c.db_path = "mxscan.db";
+    int port_set = 0, opt;
+    char *json = args_json(argc, argv);
+    c.arguments_json = json;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "i:o:qvh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'i':
+            c.input_path = optarg;
+            break;
+        case 'o':
+            c.db_path = optarg;
+            break;
+        case 'q':
+            c.quiet = 1;
+            break;
+        case 'v':
+            log_level = 2;
+            break;
+        case 'h':
+            usage_scan(stdout);
+            free(json);
+            return 0;
+        case O_CSV:
+            c.csv_column = (int)num_arg("--csv-column", optarg, 1, 1000);
+            break;
+        case O_PARSE_ONLY:
+            c.parse_only = 1;
+            break;
+        case O_RESOLVER:
+            c.resolvers = optarg;
+            break;
+        case O_DNS_TIMEOUT:
+            c.dns_timeout_ms = (int)num_arg("--dns-timeout", optarg, 10, 60000);
+            break;
+        case O_DNS_TRIES:
+            c.dns_tries = (int)num_arg("--dns-tries", optarg, 1, 10);
+            break;
+        case O_PORT:
+            c.port = (int)num_arg("--port", optarg, 1, 65535);
+            port_set = 1;
+            break;
+        case O_TLS_ON_CONNECT:
+            c.tls_on_connect = 1;
+            break;
+        case O_HELO:
+            if (!*optarg || strlen(optarg) > 255 || strpbrk(optarg, " \t\r\n")) {
+                fprintf(stderr, "mxscan: --helo wants a host name, not '%s'\n", optarg);
+                free(json);
+                return 2;
+            }
+            c.helo = optarg;
+            break;
+        case O_TIMEOUT:
+            c.timeout_ms = duration_ms("--timeout", optarg);
+            break;
+        case O_CA_FILE:
+            c.ca_file = optarg;
+            break;
+        case O_CA_PATH:
+            c.ca_path = optarg;
+            break;
+        case O_MAX_ADDRS:
+            c.max_addrs = (int)num_arg("--max-addrs", optarg, 1, 32);
+            break;
+        case O_CONCURRENCY:
+            c.limits.concurrency = (int)num_arg("--concurrency", optarg, 1, 100000);
+            break;
+        case O_PER_IP:
+            c.limits.per_ip = (int)num_arg("--per-ip", optarg, 1, 1000);
+            break;
+        case O_RATE:
+            c.limits.rate = (double)num_arg("--rate", optarg, 0, 1000000);
+            break;
+        case O_MAX_DOMAINS:
+            c.max_domains = (int)num_arg("--max-domains", optarg, 1, 10000000);
+            break;
+        case O_DEDUP_MEM:
+            c.dedup_mem = (size_t)num_arg("--dedup-mem", optarg, 1, 65536) << 20;
+            break;
+        default:
+            fprintf(stderr, "try 'mxscan scan --help'\n");
+            free(json);
+            return 2;
+        }
+    }
+    if (c.tls_on_connect && !port_set) {
+        c.port = 465;
+    }
+    c.domains = argv + optind;
+    c.ndomains = argc - optind;
+    if (c.input_path && c.ndomains > 0) {
+        fprintf(stderr, "mxscan: give domains either with -i or as arguments, not both\n");
+        free(json);
+        return 2;
+    }
+    if (!c.input_path && c.ndomains == 0) {
+        fprintf(stderr, "mxscan: no domains: give them as arguments or with -i FILE "
+                        "(-i - reads stdin); see 'mxscan scan --help'\n");
+        free(json);
+        return 2;
+    }
+    int rc = scan_run(&c);
+    free(json);
+    return rc;
+}
+
+/* Dispatches to a subcommand. */
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage_main(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        if (argc > 2 && strcmp(argv[2], "scan") == 0) {
+            usage_scan(stdout);
+        } else {
+            usage_main(stdout);
+        }
+        return 0;
+    }
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("mxscan %s\n", MXSCAN_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "scan") == 0) {
+        return cmd_scan(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "mxscan: unknown command '%s'\n", cmd);
+    usage_main(stderr);
+    return 2;
+}
