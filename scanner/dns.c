@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 typedef struct dns_poll {
     uv_poll_t handle;
@@ -32,23 +33,34 @@ typedef struct dns_poll {
 } dns_poll_t;
 
 typedef struct dns_req {
+    struct dns_req *next; /* waiting list */
     dns_t *owner;
     dns_cb cb;
     void *arg;
     uint16_t id;
     int type;
+    int qlen;
+    uint8_t qbuf[300];
     char name[DNS_NAME_MAX + 1];
 } dns_req_t;
+
+/* Queries on the wire at once. Above this, answers arriving in a burst
+ * overflow the UDP receive buffer and each lost one costs a whole timeout;
+ * later queries wait in a FIFO instead. */
+#define DNS_MAX_INFLIGHT 256
 
 struct dns {
     uv_loop_t *loop;
     ares_channel channel;
     uv_timer_t timer;
     dns_poll_t *polls;
-    size_t pending;
+    size_t pending;  /* accepted and not yet answered, waiting ones included */
+    size_t inflight; /* handed to c-ares */
+    dns_req_t *wait_head, *wait_tail;
     int closing;
     int open_handles;       /* timer + polls not yet closed */
     uint8_t ids[65536 / 8]; /* query ids in flight: never reuse one */
+    uint64_t rng;           /* state of next_id() */
 };
 
 static const char *status_names[] = {"NOERROR", "NODATA",  "NXDOMAIN", "SERVFAIL", "REFUSED",
@@ -372,6 +384,7 @@ int dns_parse(const uint8_t *buf, size_t len, const char *qname, int qtype, dns_
 /* ---- c-ares on libuv ------------------------------------------------ */
 
 static void rearm_timer(dns_t *d);
+static void send_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
 
 /* Frees a poll handle once libuv is done with it. */
 static void poll_close_cb(uv_handle_t *h)
@@ -477,6 +490,10 @@ dns_t *dns_new(uv_loop_t *loop, const char *servers, int timeout_ms, int tries, 
         return NULL;
     }
     d->loop = loop;
+    if (getrandom(&d->rng, sizeof d->rng, 0) != sizeof d->rng || d->rng == 0) {
+        RAND_bytes((unsigned char *)&d->rng, sizeof d->rng);
+        d->rng |= 1;
+    }
     struct ares_options o;
     memset(&o, 0, sizeof o);
     o.sock_state_cb = sock_state_cb;
@@ -488,7 +505,11 @@ dns_t *dns_new(uv_loop_t *loop, const char *servers, int timeout_ms, int tries, 
      * into "could not contact DNS servers"; the validating resolver's
      * SERVFAIL is a fact we store (it is how a bogus zone shows). */
     o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP;
-    int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
+    /* With at most DNS_MAX_INFLIGHT answers due at once, a 1 MiB receive
+     * buffer (capped by the kernel at net.core.rmem_max) holds any burst. */
+    o.socket_receive_buffer_size = 1 << 20;
+    int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS |
+               ARES_OPT_SOCK_RCVBUF;
     int r = ares_init_options(&d->channel, &o, mask);
     if (r != ARES_SUCCESS) {
         snprintf(err, errlen, "c-ares init: %s", ares_strerror(r));
@@ -536,6 +557,20 @@ static dns_status_t map_ares_status(int status)
     }
 }
 
+/* Hands waiting queries to c-ares while there is room. */
+static void launch_waiting(dns_t *d)
+{
+    while (d->wait_head && d->inflight < DNS_MAX_INFLIGHT && !d->closing) {
+        dns_req_t *q = d->wait_head;
+        d->wait_head = q->next;
+        if (!d->wait_head) {
+            d->wait_tail = NULL;
+        }
+        d->inflight++;
+        ares_send(d->channel, q->qbuf, q->qlen, send_cb, q);
+    }
+}
+
 /* Completion of ares_send: parse and hand the result to our caller. */
 static void send_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
@@ -555,9 +590,24 @@ static void send_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
     }
     d->ids[q->id >> 3] &= (uint8_t) ~(1u << (q->id & 7));
     d->pending--;
+    d->inflight--;
     q->cb(q->arg, &res);
     dns_result_clear(&res);
     free(q);
+    launch_waiting(d);
+}
+
+/* The next query id: xorshift64* seeded from getrandom(). Ids only need to
+ * be unpredictable to an off-path spoofer, and OpenSSL's RAND_bytes costs a
+ * getpid() system call per call for its fork check. */
+static uint16_t next_id(dns_t *d)
+{
+    uint64_t x = d->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    d->rng = x;
+    return (uint16_t)((x * 0x2545F4914F6CDD1Dull) >> 48);
 }
 
 /* Starts one lookup; see dns.h. */
@@ -573,14 +623,14 @@ int dns_query(dns_t *d, const char *name, int type, unsigned flags, dns_cb cb, v
     /* c-ares matches answers by id (and question); ids in flight stay unique. */
     uint16_t id;
     do {
-        RAND_bytes((unsigned char *)&id, sizeof id);
+        id = next_id(d);
     } while (d->ids[id >> 3] & (1u << (id & 7)));
-    uint8_t buf[512];
-    int len = dns_build_query(buf, sizeof buf, id, name, type, flags);
+    int len = dns_build_query(q->qbuf, sizeof q->qbuf, id, name, type, flags);
     if (len < 0) {
         free(q);
         return -1;
     }
+    q->qlen = len;
     d->ids[id >> 3] |= (uint8_t)(1u << (id & 7));
     q->owner = d;
     q->cb = cb;
@@ -589,7 +639,13 @@ int dns_query(dns_t *d, const char *name, int type, unsigned flags, dns_cb cb, v
     q->type = type;
     snprintf(q->name, sizeof q->name, "%s", name);
     d->pending++;
-    ares_send(d->channel, buf, len, send_cb, q);
+    if (d->wait_tail) {
+        d->wait_tail->next = q;
+    } else {
+        d->wait_head = q;
+    }
+    d->wait_tail = q;
+    launch_waiting(d);
     rearm_timer(d);
     return 0;
 }
@@ -617,8 +673,20 @@ void dns_free(dns_t *d)
     }
     /* ares_destroy calls every pending callback with ARES_EDESTRUCTION and
      * closes its sockets, which stops and closes our poll handles. */
-    ares_destroy(d->channel);
     d->closing = 1;
+    ares_destroy(d->channel);
+    /* Queries that never reached c-ares are cancelled here, in order. */
+    while (d->wait_head) {
+        dns_req_t *q = d->wait_head;
+        d->wait_head = q->next;
+        dns_result_t res;
+        memset(&res, 0, sizeof res);
+        res.rcode = -1;
+        res.status = DNS_CANCELLED;
+        q->cb(q->arg, &res);
+        free(q);
+    }
+    d->wait_tail = NULL;
     uv_timer_stop(&d->timer);
     uv_close((uv_handle_t *)&d->timer, timer_close_cb);
 }

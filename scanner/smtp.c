@@ -316,6 +316,21 @@ static int send_raw(smtp_session_t *s, const char *data, size_t n)
     if (n == 0) {
         return 0;
     }
+    /* Most commands fit the socket buffer at once: a direct write costs no
+     * allocation and no epoll change. Only the rest, if any, is queued. */
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) == 0) {
+        int done =
+            uv_try_write((uv_stream_t *)&s->tcp, &(uv_buf_t){.base = (char *)data, .len = n}, 1);
+        if (done == (int)n) {
+            return 0;
+        }
+        if (done > 0) {
+            data += done;
+            n -= (size_t)done;
+        } else if (done != UV_EAGAIN) {
+            return -1;
+        }
+    }
     write_req_t *w = malloc(sizeof *w + n);
     if (!w) {
         return -1;
