@@ -16,9 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define INPUT_NAME_MAX  253  /* octets in a name without the trailing dot */
-#define INPUT_LINE_MAX  4096 /* longer lines are rejected ("line too long") */
-#define INPUT_CSV_AUTO  0    /* csv_column: plain lines, or "rank,domain" lines */
+#define INPUT_NAME_MAX 253  /* octets in a name without the trailing dot */
+#define INPUT_LINE_MAX 4096 /* longer lines are rejected ("line too long") */
+#define INPUT_CSV_AUTO 0    /* csv_column: plain lines, or "rank,domain" lines */
 
 typedef struct input input_t;
 
@@ -26,14 +26,14 @@ typedef enum input_status {
     INPUT_DOMAIN = 0, /* item->domain holds a valid, normalised name */
     INPUT_REJECT,     /* item->reason and item->text say what was wrong */
     INPUT_EOF,
-    INPUT_ERROR,      /* read error (corrupt gzip stream, I/O); message in item->reason */
+    INPUT_ERROR, /* read error (corrupt gzip stream, I/O); message in item->reason */
 } input_status_t;
 
 typedef struct input_item {
-    uint64_t line;                      /* 1-based line number */
-    char domain[INPUT_NAME_MAX + 1];    /* valid with INPUT_DOMAIN */
-    const char *reason;                 /* static string, valid with INPUT_REJECT/ERROR */
-    char text[256];                     /* the offending line, truncated, valid with INPUT_REJECT */
+    uint64_t line;                   /* 1-based line number */
+    char domain[INPUT_NAME_MAX + 1]; /* valid with INPUT_DOMAIN */
+    const char *reason;              /* static string, valid with INPUT_REJECT/ERROR */
+    char text[256];                  /* the offending line, truncated, valid with INPUT_REJECT */
 } input_item_t;
 
 /* Opens a file ("-" is standard input). csv_column: INPUT_CSV_AUTO (0), or

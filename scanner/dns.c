@@ -103,6 +103,9 @@ int dns_build_query(uint8_t *buf, size_t buflen, uint16_t id, const char *name, 
     if (nlen > 0 && name[nlen - 1] == '.') {
         nlen--;
     }
+    if (nlen > 0 && name[nlen - 1] == '.') {
+        return -1; /* an empty last label */
+    }
     /* header 12 + name (nlen + 2) + qtype/qclass 4 + OPT RR 11 */
     if (nlen > 253 || buflen < 12 + nlen + 2 + 4 + 11) {
         return -1;

@@ -218,9 +218,13 @@ void rl_release(rl_t *rl, rl_req_t *req)
 void rl_cancel_all(rl_t *rl)
 {
     uv_timer_stop(&rl->timer);
-    /* Collect first: callbacks may not re-enter the queues we walk. */
+    /* Collect first: callbacks may not re-enter the queues we walk. Ready
+     * requests hold a reservation on their IP; waiters do not. */
     rl_req_t *list = rl->ready_head;
     rl->ready_head = rl->ready_tail = NULL;
+    for (rl_req_t *r = list; r; r = r->next) {
+        r->ip->reserved--;
+    }
     for (size_t b = 0; b < rl->nbuckets; b++) {
         for (rl_ip_t *e = rl->buckets[b]; e; e = e->hnext) {
             if (e->wait_head) {

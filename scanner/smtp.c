@@ -85,7 +85,8 @@ int smtp_reply_feed(smtp_reply_t *r, const char *data, size_t len, size_t *used,
     while (i < len) {
         char c = data[i++];
         if (c != '\n') {
-            if (r->linelen >= SMTP_LINE_MAX) {
+            /* The cap is on the text: past it, only the CR may come. */
+            if (r->linelen > SMTP_LINE_MAX || (r->linelen == SMTP_LINE_MAX && c != '\r')) {
                 *used = i;
                 *err = "reply line longer than 2048 octets";
                 return -1;
@@ -99,6 +100,11 @@ int smtp_reply_feed(smtp_reply_t *r, const char *data, size_t len, size_t *used,
             n--;
         }
         r->linelen = 0;
+        if (n > SMTP_LINE_MAX) {
+            *used = i;
+            *err = "reply line longer than 2048 octets";
+            return -1;
+        }
         int last = 0;
         if (reply_line(r, r->line, n, &last, err) < 0) {
             *used = i;

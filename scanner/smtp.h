@@ -28,7 +28,7 @@ typedef struct smtp_reply {
     int nlines;
     char *text; /* lines without CRLF, joined with '\n' (malloc, grows) */
     size_t len, cap;
-    char line[SMTP_LINE_MAX + 1]; /* the line being assembled */
+    char line[SMTP_LINE_MAX + 2]; /* the line being assembled, with room for its CR */
     size_t linelen;
 } smtp_reply_t;
 

@@ -75,25 +75,32 @@ void sb_printf(strbuf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* Length of a valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+/* Length of a well-formed UTF-8 sequence at s (at most n bytes), 0 if it
+ * is not one: RFC 3629 section 4 excludes overlong forms, surrogates and
+ * code points above U+10FFFF through the range of the second byte. */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
     size_t need;
+    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
     if (s[0] < 0x80) {
         return 1;
-    } else if ((s[0] & 0xe0) == 0xc0 && s[0] >= 0xc2) {
+    } else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
         need = 2;
-    } else if ((s[0] & 0xf0) == 0xe0) {
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
         need = 3;
-    } else if ((s[0] & 0xf8) == 0xf0 && s[0] <= 0xf4) {
+        lo = s[0] == 0xe0 ? 0xa0 : 0x80;
+        hi = s[0] == 0xed ? 0x9f : 0xbf;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
         need = 4;
+        lo = s[0] == 0xf0 ? 0x90 : 0x80;
+        hi = s[0] == 0xf4 ? 0x8f : 0xbf;
     } else {
         return 0;
     }
-    if (need > n) {
+    if (need > n || s[1] < lo || s[1] > hi) {
         return 0;
     }
-    for (size_t i = 1; i < need; i++) {
+    for (size_t i = 2; i < need; i++) {
         if ((s[i] & 0xc0) != 0x80) {
             return 0;
         }

@@ -24,6 +24,8 @@ static int verify_idx = -1;
 typedef struct verify_rec {
     long code;
     int depth;
+    long errors[TLS_MAX_VERIFY_ERRORS];
+    int nerrors;
 } verify_rec_t;
 
 /* Records the first verification error and lets the handshake go on. */
@@ -31,9 +33,21 @@ static int observe_verify_cb(int ok, X509_STORE_CTX *xs)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
     verify_rec_t *rec = ssl ? SSL_get_ex_data(ssl, verify_idx) : NULL;
-    if (!ok && rec && rec->code == X509_V_OK) {
-        rec->code = X509_STORE_CTX_get_error(xs);
-        rec->depth = X509_STORE_CTX_get_error_depth(xs);
+    if (!ok && rec) {
+        long e = X509_STORE_CTX_get_error(xs);
+        if (rec->code == X509_V_OK) {
+            rec->code = e;
+            rec->depth = X509_STORE_CTX_get_error_depth(xs);
+        }
+        /* Every distinct error is kept: an expired certificate from an
+         * unknown CA is both, and grade.c reports both. */
+        int seen = 0;
+        for (int i = 0; i < rec->nerrors; i++) {
+            seen |= rec->errors[i] == e;
+        }
+        if (!seen && rec->nerrors < TLS_MAX_VERIFY_ERRORS) {
+            rec->errors[rec->nerrors++] = e;
+        }
     }
     return 1;
 }
@@ -125,6 +139,8 @@ SSL *tls_client_new(SSL_CTX *ctx, const char *servername)
     if (servername && *servername) {
         SSL_set_tlsext_host_name(ssl, servername);
     }
+    /* Ask for an OCSP staple (RFC 6066 8); grade.c judges what comes. */
+    SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
     SSL_set_connect_state(ssl);
     return ssl;
 }
@@ -190,6 +206,17 @@ void tls_collect(SSL *ssl, tls_facts_t *f)
     snprintf(f->version, sizeof f->version, "%s", SSL_get_version(ssl));
     const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
     snprintf(f->cipher, sizeof f->cipher, "%s", c ? SSL_CIPHER_get_name(c) : "");
+    if (c) {
+        f->cipher_bits = SSL_CIPHER_get_bits(c, NULL);
+        f->cipher_aead = SSL_CIPHER_is_aead(c);
+        int kx = SSL_CIPHER_get_kx_nid(c);
+        snprintf(f->kx, sizeof f->kx, "%s",
+                 kx == NID_kx_ecdhe ? "ECDHE"
+                 : kx == NID_kx_dhe ? "DHE"
+                 : kx == NID_kx_rsa ? "RSA"
+                 : kx == NID_kx_any ? "any"
+                                    : "other");
+    }
 
     EVP_PKEY *tmp = NULL;
     if (SSL_get_peer_tmp_key(ssl, &tmp) && tmp) {
@@ -209,6 +236,16 @@ void tls_collect(SSL *ssl, tls_facts_t *f)
     verify_rec_t *rec = SSL_get_ex_data(ssl, verify_idx);
     f->verify_code = rec ? rec->code : SSL_get_verify_result(ssl);
     f->verify_depth = rec ? rec->depth : -1;
+    if (rec) {
+        memcpy(f->verify_errors, rec->errors, sizeof f->verify_errors);
+        f->nverify_errors = rec->nerrors;
+    }
+    const unsigned char *ocsp = NULL;
+    long olen = SSL_get_tlsext_status_ocsp_resp(ssl, &ocsp);
+    if (olen > 0 && ocsp && (f->ocsp_der = malloc((size_t)olen))) {
+        memcpy(f->ocsp_der, ocsp, (size_t)olen);
+        f->ocsp_der_len = (size_t)olen;
+    }
     snprintf(f->verify_error, sizeof f->verify_error, "%s",
              X509_verify_cert_error_string(f->verify_code));
 
@@ -239,4 +276,7 @@ void tls_facts_clear(tls_facts_t *f)
     free(f->chain_der);
     f->chain_der = NULL;
     f->chain_der_len = 0;
+    free(f->ocsp_der);
+    f->ocsp_der = NULL;
+    f->ocsp_der_len = 0;
 }

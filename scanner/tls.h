@@ -15,15 +15,24 @@
 #include <stdint.h>
 #include <openssl/ssl.h>
 
+#define TLS_MAX_VERIFY_ERRORS 8
+
 /* What one handshake established, copied out of the SSL. */
 typedef struct tls_facts {
-    char version[16];         /* TLSv1.3, TLSv1.2, ... */
-    char cipher[64];          /* OpenSSL name */
-    char group[32];           /* key-exchange group or "DH"/"RSA" when none */
-    int kex_bits;             /* size of the server's ephemeral key, 0 if none */
-    long verify_code;         /* X509_V_OK or the first error seen */
-    char verify_error[128];   /* text of verify_code */
-    int verify_depth;         /* depth of the first error, -1 if none */
+    char version[16];       /* TLSv1.3, TLSv1.2, ... */
+    char cipher[64];        /* OpenSSL name */
+    int cipher_bits;        /* symmetric strength */
+    int cipher_aead;        /* AEAD cipher (GCM, CCM, ChaCha20-Poly1305) */
+    char kx[16];            /* key exchange: ECDHE, DHE, RSA, any (TLS 1.3), other */
+    char group[32];         /* key-exchange group or "DH"/"RSA" when none */
+    int kex_bits;           /* size of the server's ephemeral key, 0 if none */
+    long verify_code;       /* X509_V_OK or the first error seen */
+    char verify_error[128]; /* text of verify_code */
+    int verify_depth;       /* depth of the first error, -1 if none */
+    long verify_errors[TLS_MAX_VERIFY_ERRORS]; /* every distinct error seen, in order */
+    int nverify_errors;
+    unsigned char *ocsp_der; /* stapled OCSP response (malloc), NULL if none came */
+    size_t ocsp_der_len;
     unsigned char *chain_der; /* peer chain, leaf first, DER concatenated (malloc) */
     size_t chain_der_len;
     int chain_len;

@@ -13,7 +13,8 @@
  * - no STARTTLS keyword in the EHLO reply (RFC 3207 4): smtp.starttls.missing;
  * - STARTTLS answered with anything but 220: smtp.starttls.rejected;
  * - AUTH offered before TLS (RFC 4954 4, RFC 8314 3): smtp.auth.plaintext;
- * - STARTTLS accepted but no TLS session: tls.handshake.failed.
+ * - STARTTLS accepted but no TLS session, whatever ended the handshake
+ *   (alert, garbage, close, timeout): tls.handshake.failed.
  */
 #include "scanner/verdict.h"
 
@@ -103,6 +104,10 @@ int verdict_tls_ok(const smtp_result_t *r)
 void verdict_endpoint(const smtp_result_t *r, verdict_emit_fn emit, void *ctx)
 {
     const char *step = r->failed_step ? r->failed_step : "";
+    if (strcmp(step, SMTP_STEP_TLS) == 0 && r->fail != SMTP_F_ABORTED) {
+        emit(ctx, "tls.handshake.failed", r->error);
+        return;
+    }
     switch (r->fail) {
     case SMTP_F_CONNECT:
         emit(ctx, "smtp.connect.failed", r->error);
