@@ -21,6 +21,7 @@ typedef struct host_summary {
     int n_endpoints;
     int n_reached;              /* endpoints that completed EHLO or HELO */
     int n_tls;                  /* endpoints with a completed TLS handshake */
+    int n_pkix_valid;           /* of those, with a PKIX-valid certificate for the host name */
     int dnssec_secure;          /* every address answer had AD */
     int n_crit, n_warn, n_info; /* findings stored against this host */
 } host_summary_t;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -32,6 +33,7 @@
 #include "inputs/input.h"
 #include "scanner/cache.h"
 #include "scanner/dns.h"
+#include "scanner/grade.h"
 #include "scanner/log.h"
 #include "scanner/smtp.h"
 #include "scanner/strbuf.h"
@@ -116,6 +118,7 @@ struct scan {
     cache_t *cache;
     SSL_CTX *ssl_ctx;
     smtp_opts_t smtp;
+    grade_opts_t grade;
     int port;
     char resolvers[512];
 
@@ -263,11 +266,15 @@ static int ring_pop(scan_t *sc, ring_item_t *out)
 
 /* ---- findings ------------------------------------------------------- */
 
-/* Adds a finding to a batch with its code's severity and result type. */
-static void put_finding(db_batch_t *b, const char *domain, const char *host, const char *ip,
-                        int port, const char *code, const char *detail)
+/* Adds a finding to a batch with its severity in context and its result
+ * type; returns the severity. */
+static const char *put_finding(const scan_t *sc, db_batch_t *b, const char *domain,
+                               const char *host, const char *ip, int port, const char *code,
+                               const char *detail)
 {
     const verdict_code_t *vc = verdict_lookup(code);
+    const char *sev =
+        verdict_severity(code, detail, port > 0 ? port : sc->port, sc->cfg->expect_ocsp);
     db_row(b, "findings", 0);
     db_text(b, "domain", domain);
     db_text(b, "host", host);
@@ -278,16 +285,15 @@ static void put_finding(db_batch_t *b, const char *domain, const char *host, con
         db_null(b, "port");
     }
     db_text(b, "code", code);
-    db_text(b, "severity", vc ? vc->severity : "warn");
+    db_text(b, "severity", sev);
     db_text(b, "result_type", vc ? vc->result_type : NULL);
     db_text(b, "detail", detail);
+    return sev;
 }
 
 /* Counts a severity into three counters. */
-static void count_sev(const char *code, int *crit, int *warn, int *info)
+static void count_sev(const char *sev, int *crit, int *warn, int *info)
 {
-    const verdict_code_t *vc = verdict_lookup(code);
-    const char *sev = vc ? vc->severity : "warn";
     if (strcmp(sev, "crit") == 0) {
         (*crit)++;
     } else if (strcmp(sev, "warn") == 0) {
@@ -309,7 +315,8 @@ static void domain_finding(domain_task_t *d, const char *code, const char *host,
     f->detail = strdup(detail ? detail : "");
     f->next = d->findings;
     d->findings = f;
-    count_sev(code, &d->n_crit, &d->n_warn, &d->n_info);
+    const char *sev = verdict_severity(code, detail, d->sc->port, d->sc->cfg->expect_ocsp);
+    count_sev(sev, &d->n_crit, &d->n_warn, &d->n_info);
 }
 
 /* ---- hosts ---------------------------------------------------------- */
@@ -324,15 +331,16 @@ static void ep_emit(void *arg, const char *code, const char *detail)
 {
     ep_ctx_t *c = arg;
     host_task_t *h = c->h;
-    put_finding(h->batch, NULL, h->e->name, c->ep->ip, h->sc->port, code, detail);
-    count_sev(code, &h->e->sum.n_crit, &h->e->sum.n_warn, &h->e->sum.n_info);
+    const char *sev =
+        put_finding(h->sc, h->batch, NULL, h->e->name, c->ep->ip, h->sc->port, code, detail);
+    count_sev(sev, &h->e->sum.n_crit, &h->e->sum.n_warn, &h->e->sum.n_info);
 }
 
 /* A host-level finding (DNS of the host). */
 static void host_finding(host_task_t *h, const char *code, const char *detail)
 {
-    put_finding(h->batch, NULL, h->e->name, NULL, 0, code, detail);
-    count_sev(code, &h->e->sum.n_crit, &h->e->sum.n_warn, &h->e->sum.n_info);
+    const char *sev = put_finding(h->sc, h->batch, NULL, h->e->name, NULL, 0, code, detail);
+    count_sev(sev, &h->e->sum.n_crit, &h->e->sum.n_warn, &h->e->sum.n_info);
 }
 
 /* Writes the host row, submits the host's batch and wakes its domains. */
@@ -375,8 +383,42 @@ static void host_finish(host_task_t *h)
     pump(sc);
 }
 
+/* JSON array of verification error codes. */
+static char *errors_json(const tls_facts_t *t)
+{
+    strbuf_t sb;
+    sb_init(&sb);
+    sb_putc(&sb, '[');
+    for (int i = 0; i < t->nverify_errors; i++) {
+        sb_printf(&sb, "%s%ld", i ? "," : "", t->verify_errors[i]);
+    }
+    sb_putc(&sb, ']');
+    return sb_take(&sb);
+}
+
+/* Adds the certificate facts and the grade to the endpoint row being built. */
+static void put_verdict_columns(db_batch_t *b, const cert_facts_t *c, const grade_result_t *g)
+{
+    if (c->parsed) {
+        db_text(b, "cert_subject", c->subject);
+        db_text(b, "cert_issuer", c->issuer);
+        db_text(b, "cert_names", c->names_json);
+        db_text(b, "cert_not_before", c->not_before);
+        db_text(b, "cert_not_after", c->not_after);
+        db_text(b, "cert_key_type", c->key_type);
+        db_int(b, "cert_key_bits", c->key_bits);
+        db_text(b, "cert_sig_alg", c->sig_alg);
+        db_int(b, "pkix_valid", c->pkix_valid);
+        db_text(b, "ocsp_status", c->ocsp_status[0] ? c->ocsp_status : NULL);
+    }
+    db_text(b, "grade", g->grade);
+    db_int(b, "grade_score", g->score);
+    db_text(b, "grade_caps", g->caps);
+}
+
 /* Adds the endpoint row of a finished session to the host's batch. */
-static void put_endpoint(host_task_t *h, const smtp_result_t *r)
+static void put_endpoint(host_task_t *h, const smtp_result_t *r, const cert_facts_t *cert,
+                         const grade_result_t *grade)
 {
     db_batch_t *b = h->batch;
     db_row(b, "endpoints", 0);
@@ -425,6 +467,16 @@ static void put_endpoint(host_task_t *h, const smtp_result_t *r)
             db_blob(b, "chain_der", r->tls.chain_der, r->tls.chain_der_len);
         }
         db_int(b, "chain_len", r->tls.chain_len);
+        db_int(b, "tls_cipher_bits", r->tls.cipher_bits);
+        db_int(b, "tls_aead", r->tls.cipher_aead);
+        db_text(b, "tls_kx", r->tls.kx);
+        char *ej = errors_json(&r->tls);
+        db_text(b, "verify_errors", ej);
+        free(ej);
+        if (r->tls.ocsp_der_len) {
+            db_blob(b, "ocsp_der", r->tls.ocsp_der, r->tls.ocsp_der_len);
+        }
+        put_verdict_columns(b, cert, grade);
     }
     const double *t[] = {&r->t_connect,  &r->t_banner, &r->t_ehlo,
                          &r->t_starttls, &r->t_tls,    &r->t_ehlo2};
@@ -474,15 +526,37 @@ static void session_cb(void *arg, smtp_result_t *r)
         sc->endpoints_failed++;
     }
     if (!sc->interrupted && r->fail != SMTP_F_ABORTED) {
-        put_endpoint(h, r);
         ep_ctx_t c = {h, ep};
         verdict_endpoint(r, ep_emit, &c);
+        cert_facts_t cert;
+        grade_result_t grade;
+        memset(&cert, 0, sizeof cert);
+        memset(&grade, 0, sizeof grade);
+        if (r->tls_done) {
+            /* Judged from the recorded facts, as a re-run over the database would. */
+            grade_cert(r->tls.chain_der, r->tls.chain_der_len, r->host, r->tls.verify_errors,
+                       r->tls.nverify_errors, r->tls.ocsp_der, r->tls.ocsp_der_len, &sc->grade,
+                       &cert);
+            grade_cert_findings(&cert, &sc->grade, ep_emit, &c);
+            grade_tls_in_t gi = {.version = r->tls.version,
+                                 .cipher = r->tls.cipher,
+                                 .cipher_bits = r->tls.cipher_bits,
+                                 .aead = r->tls.cipher_aead,
+                                 .kx = r->tls.kx,
+                                 .group = r->tls.group,
+                                 .kex_bits = r->tls.kex_bits,
+                                 .cert = &cert};
+            grade_tls(&gi, &grade, ep_emit, &c);
+        }
+        put_endpoint(h, r, &cert, &grade);
+        grade_cert_clear(&cert);
         host_summary_t *sum = &h->e->sum;
         sum->n_endpoints++;
         if (verdict_reached(r)) {
             sum->n_reached++;
             if (verdict_tls_ok(r)) {
                 sum->n_tls++;
+                sum->n_pkix_valid += cert.pkix_valid;
             }
         }
     }
@@ -710,7 +784,7 @@ static void domain_finish(domain_task_t *d)
         db_int(b, "implicit", strcmp(d->mx_kind, "implicit") == 0);
     }
     for (finding_t *f = d->findings; f; f = f->next) {
-        put_finding(b, d->name, f->host, NULL, 0, f->code, f->detail);
+        put_finding(sc, b, d->name, f->host, NULL, 0, f->code, f->detail);
     }
     db_submit(sc->db, b);
     sc->domains_done++;
@@ -1082,6 +1156,7 @@ void scan_config_defaults(scan_config_t *c)
     c->max_domains = 1000;
     c->max_addrs = 4;
     c->dedup_mem = 16u << 20;
+    c->expiry_warning_s = 14 * 86400;
     c->csv_column = INPUT_CSV_AUTO;
 }
 
@@ -1228,6 +1303,11 @@ int scan_run(const scan_config_t *cfg)
             goto out_loop;
         }
     }
+    sc->grade.now = time(NULL);
+    sc->grade.expiry_warning_s = cfg->expiry_warning_s;
+    sc->grade.aka = cfg->aka;
+    sc->grade.naka = cfg->naka;
+    sc->grade.expect_ocsp = cfg->expect_ocsp;
     sc->smtp.helo = cfg->helo;
     sc->smtp.timeout_ms = cfg->timeout_ms;
     sc->smtp.tls_on_connect = cfg->tls_on_connect;

@@ -36,6 +36,10 @@ typedef struct scan_config {
     int max_domains; /* domains in flight */
     int max_addrs;   /* addresses scanned per MX host */
     const char *ca_file, *ca_path;
+    const char *const *aka; /* further names accepted in MX certificates (--aka) */
+    int naka;
+    long expiry_warning_s; /* cert.expiring horizon */
+    int expect_ocsp;       /* a missing OCSP staple is crit */
     int quiet;
     int parse_only;
     size_t dedup_mem;

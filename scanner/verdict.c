@@ -88,6 +88,24 @@ const verdict_code_t *verdict_lookup(const char *code)
     return NULL;
 }
 
+/* Severity of a finding in context; see verdict.h. */
+const char *verdict_severity(const char *code, const char *detail, int port, int expect_ocsp)
+{
+    const verdict_code_t *vc = verdict_lookup(code);
+    const char *sev = vc ? vc->severity : "warn";
+    if (port == 25 &&
+        (strcmp(code, "cert.expired") == 0 || strcmp(code, "cert.not_yet_valid") == 0)) {
+        return "warn";
+    }
+    if (expect_ocsp && strcmp(code, "cert.ocsp.missing") == 0) {
+        return "crit";
+    }
+    if (strcmp(code, "tls.version.obsolete") == 0 && detail && strstr(detail, "SSLv3")) {
+        return "crit";
+    }
+    return sev;
+}
+
 /* The session answered EHLO or HELO. */
 int verdict_reached(const smtp_result_t *r)
 {

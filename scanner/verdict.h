@@ -18,6 +18,12 @@ typedef struct verdict_code {
 /* The entry of a code, or NULL for an unknown code. */
 const verdict_code_t *verdict_lookup(const char *code);
 
+/* The severity of a finding in its context (FINDINGS.md's starred rules):
+ * cert.expired and cert.not_yet_valid are warn on port 25, where delivery
+ * is opportunistic (RFC 7435); cert.ocsp.missing is crit with
+ * --expect-ocsp; tls.version.obsolete is crit for SSLv3. */
+const char *verdict_severity(const char *code, const char *detail, int port, int expect_ocsp);
+
 /* Receives one finding: code (a FINDINGS.md code) and a detail text. */
 typedef void (*verdict_emit_fn)(void *ctx, const char *code, const char *detail);
 

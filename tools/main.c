@@ -76,6 +76,12 @@ static void usage_scan(FILE *f)
             "      --ca-path DIR      CA directory (default: the system store)\n"
             "      --max-addrs N      addresses scanned per MX host (default %d, max 32)\n"
             "\n"
+            "verdicts:\n"
+            "      --aka NAME         a further name accepted in MX certificates (repeatable)\n"
+            "      --expiry-warning D cert.expiring when a certificate expires within D\n"
+            "                         (e.g. 14d, 36h; default 14d)\n"
+            "      --expect-ocsp      a missing OCSP staple is crit, not info\n"
+            "\n"
             "politeness (defaults are safe for servers you do not run):\n"
             "      --concurrency N    SMTP sessions in flight (default %d)\n"
             "      --per-ip N         sessions in flight to one IP address (default %d)\n"
@@ -162,7 +168,28 @@ enum {
     O_RATE,
     O_MAX_DOMAINS,
     O_DEDUP_MEM,
+    O_AKA,
+    O_EXPIRY_WARNING,
+    O_EXPECT_OCSP,
 };
+
+/* Parses a duration in whole days, hours, minutes or seconds (14d, 36h). */
+static long duration_s(const char *flag, const char *v)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    long mult = strcmp(end, "d") == 0 || *end == 0 ? 86400
+                : strcmp(end, "h") == 0            ? 3600
+                : strcmp(end, "m") == 0            ? 60
+                : strcmp(end, "s") == 0            ? 1
+                                                   : -1;
+    if (errno || end == v || n < 0 || mult < 0 || n > 3650L * 86400 / mult) {
+        fprintf(stderr, "mxscan: %s wants a duration such as 14d, 36h or 90m, not '%s'\n", flag, v);
+        exit(2);
+    }
+    return n * mult;
+}
 
 /* `mxscan scan`. */
 static int cmd_scan(int argc, char **argv)
@@ -190,10 +217,15 @@ static int cmd_scan(int argc, char **argv)
         {"rate", required_argument, 0, O_RATE},
         {"max-domains", required_argument, 0, O_MAX_DOMAINS},
         {"dedup-mem", required_argument, 0, O_DEDUP_MEM},
+        {"aka", required_argument, 0, O_AKA},
+        {"expiry-warning", required_argument, 0, O_EXPIRY_WARNING},
+        {"expect-ocsp", no_argument, 0, O_EXPECT_OCSP},
         {0, 0, 0, 0},
     };
     scan_config_t c;
     scan_config_defaults(&c);
+    static const char *aka[64];
+    int naka = 0;
     c.db_path = "mxscan.db";
     int port_set = 0, opt;
     char *json = args_json(argc, argv);
@@ -271,6 +303,20 @@ static int cmd_scan(int argc, char **argv)
         case O_MAX_DOMAINS:
             c.max_domains = (int)num_arg("--max-domains", optarg, 1, 10000000);
             break;
+        case O_AKA:
+            if (naka == (int)(sizeof aka / sizeof *aka)) {
+                fprintf(stderr, "mxscan: at most 64 --aka names\n");
+                free(json);
+                return 2;
+            }
+            aka[naka++] = optarg;
+            break;
+        case O_EXPIRY_WARNING:
+            c.expiry_warning_s = duration_s("--expiry-warning", optarg);
+            break;
+        case O_EXPECT_OCSP:
+            c.expect_ocsp = 1;
+            break;
         case O_DEDUP_MEM:
             c.dedup_mem = (size_t)num_arg("--dedup-mem", optarg, 1, 65536) << 20;
             break;
@@ -283,6 +329,8 @@ static int cmd_scan(int argc, char **argv)
     if (c.tls_on_connect && !port_set) {
         c.port = 465;
     }
+    c.aka = aka;
+    c.naka = naka;
     c.domains = argv + optind;
     c.ndomains = argc - optind;
     if (c.input_path && c.ndomains > 0) {

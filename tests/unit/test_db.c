@@ -181,18 +181,19 @@ static db_batch_t *domain_batch(const char *domain, const char *host)
 
 /* ---- opening and migrating -------------------------------------------- */
 
-/* A fresh file is created, migrated to user_version 1 with every table and
- * the view of the schema, and put in WAL mode. */
+/* A fresh file is created, migrated to the current user_version (2) with
+ * every table and the view of the schema, and put in WAL mode. */
 static void test_open_fresh_migrates(void **state)
 {
     struct fixture *f = *state;
     db_t *db = open_ok(f);
     sqlite3 *c = db_handle(db);
     static const char *const names[] = {"scans",     "domains",  "mx",       "hosts",
-                                        "endpoints", "findings", "rejected", "domain_findings"};
+                                        "endpoints", "findings", "rejected", "domain_findings",
+                                        "tlsa",      "mta_sts",  "tlsrpt"};
     char mode[32];
 
-    assert_int_equal(q_int(c, "PRAGMA user_version"), 1);
+    assert_int_equal(q_int(c, "PRAGMA user_version"), 2);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_int_equal(q_int(c, "SELECT count(*) FROM sqlite_schema WHERE name='%s'", names[i]),
                          1);
@@ -211,9 +212,35 @@ static void test_reopen_idempotent(void **state)
 
     db_close(db);
     db = open_ok(f);
-    assert_int_equal(q_int(db_handle(db), "PRAGMA user_version"), 1);
+    assert_int_equal(q_int(db_handle(db), "PRAGMA user_version"), 2);
     assert_int_equal(q_int(db_handle(db), "SELECT count(*) FROM sqlite_schema"), objects);
     assert_int_equal(q_int(db_handle(db), "SELECT count(*) FROM scans"), 1);
+    db_close(db);
+}
+
+/* A database written by version 1 of the schema (an earlier mxscan) is
+ * migrated to version 2 on open, and its rows are kept. */
+static void test_migrate_v1_to_v2(void **state)
+{
+    struct fixture *f = *state;
+    extern const char db_schema_sql[];
+    sqlite3 *c;
+    assert_int_equal(sqlite3_open(f->path, &c), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(c, db_schema_sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(c,
+                                  "PRAGMA user_version=1; PRAGMA application_id=1836610403;"
+                                  "INSERT INTO scans(id, started_at, arguments, version) "
+                                  "VALUES (1, 'x', '[]', '0.1.0');"
+                                  "INSERT INTO endpoints(scan_id, host, ip, port, status) "
+                                  "VALUES (1, 'mx.test', '127.0.0.1', 25, 'ok');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(c);
+    db_t *db = open_ok(f);
+    c = db_handle(db);
+    assert_int_equal(q_int(c, "PRAGMA user_version"), 2);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM endpoints WHERE grade IS NULL"), 1);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM sqlite_schema WHERE name='mta_sts'"), 1);
     db_close(db);
 }
 
@@ -807,6 +834,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_fresh_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1_to_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_database_refused, setup, teardown),

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "scanner/smtp.h"
+#include "tests/support/jsoncheck.h"
 
 /* Recorded from Postfix 3.7 (Debian 12), mx-valid.test. */
 static const char postfix_greeting[] = "220 mx-valid.test ESMTP mxscan testnet\r\n";
@@ -440,209 +441,23 @@ static void test_reset_reuse(void **state)
     reply_del(r);
 }
 
-/* ---- a strict JSON checker for the EHLO list ------------------------ */
-
-/* Length of a strict UTF-8 sequence (RFC 3629: no overlong, no surrogate, <= U+10FFFF), 0 if
- * invalid; *cp gets the code point. */
-static size_t utf8_strict(const unsigned char *s, size_t n, unsigned *cp)
-{
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    size_t need;
-    unsigned c, min;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        need = 2, c = s[0] & 0x1f, min = 0x80;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        need = 3, c = s[0] & 0x0f, min = 0x800;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        need = 4, c = s[0] & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (need > n) {
-        return 0;
-    }
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        c = c << 6 | (s[i] & 0x3f);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
-        return 0;
-    }
-    *cp = c;
-    return need;
-}
-
-/* Appends a code point as UTF-8. */
-static void put_utf8(unsigned c, unsigned char *out, size_t *o)
-{
-    if (c < 0x80) {
-        out[(*o)++] = (unsigned char)c;
-    } else if (c < 0x800) {
-        out[(*o)++] = (unsigned char)(0xc0 | c >> 6);
-        out[(*o)++] = (unsigned char)(0x80 | (c & 0x3f));
-    } else if (c < 0x10000) {
-        out[(*o)++] = (unsigned char)(0xe0 | c >> 12);
-        out[(*o)++] = (unsigned char)(0x80 | ((c >> 6) & 0x3f));
-        out[(*o)++] = (unsigned char)(0x80 | (c & 0x3f));
-    } else {
-        out[(*o)++] = (unsigned char)(0xf0 | c >> 18);
-        out[(*o)++] = (unsigned char)(0x80 | ((c >> 12) & 0x3f));
-        out[(*o)++] = (unsigned char)(0x80 | ((c >> 6) & 0x3f));
-        out[(*o)++] = (unsigned char)(0x80 | (c & 0x3f));
-    }
-}
-
-/* Reads four hex digits. */
-static int hex4(const unsigned char *s, unsigned *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        int c = s[i], d;
-        if (c >= '0' && c <= '9') {
-            d = c - '0';
-        } else if (c >= 'a' && c <= 'f') {
-            d = c - 'a' + 10;
-        } else if (c >= 'A' && c <= 'F') {
-            d = c - 'A' + 10;
-        } else {
-            return -1;
-        }
-        *v = *v << 4 | (unsigned)d;
-    }
-    return 0;
-}
-
-/* Parses one JSON string (RFC 8259 7) at s[*pos]; decodes it into out (UTF-8). -1 if invalid. */
-static int json_string(const unsigned char *s, size_t n, size_t *pos, unsigned char *out,
-                       size_t *outlen)
-{
-    size_t p = *pos, o = 0;
-    if (p >= n || s[p++] != '"') {
-        return -1;
-    }
-    for (;;) {
-        if (p >= n) {
-            return -1;
-        }
-        unsigned c = s[p];
-        if (c == '"') {
-            p++;
-            break;
-        }
-        if (c < 0x20) {
-            return -1;
-        }
-        if (c == '\\') {
-            if (p + 1 >= n) {
-                return -1;
-            }
-            unsigned e = s[p + 1];
-            p += 2;
-            const char *simple = "\"\\/bfnrt", *val = "\"\\/\b\f\n\r\t";
-            const char *k = e ? strchr(simple, (int)e) : NULL;
-            if (k) {
-                out[o++] = (unsigned char)val[k - simple];
-                continue;
-            }
-            if (e != 'u' || p + 4 > n) {
-                return -1;
-            }
-            unsigned v;
-            if (hex4(s + p, &v) < 0) {
-                return -1;
-            }
-            p += 4;
-            if (v >= 0xd800 && v <= 0xdbff) {
-                unsigned lo;
-                if (p + 6 > n || s[p] != '\\' || s[p + 1] != 'u' || hex4(s + p + 2, &lo) < 0 ||
-                    lo < 0xdc00 || lo > 0xdfff) {
-                    return -1;
-                }
-                p += 6;
-                v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
-            } else if (v >= 0xdc00 && v <= 0xdfff) {
-                return -1;
-            }
-            put_utf8(v, out, &o);
-            continue;
-        }
-        unsigned cp;
-        size_t l = utf8_strict(s + p, n - p, &cp);
-        if (l == 0) {
-            return -1;
-        }
-        memcpy(out + o, s + p, l);
-        o += l;
-        p += l;
-    }
-    *pos = p;
-    *outlen = o;
-    return 0;
-}
-
-/* Checks that text is a JSON array of strings and returns the decoded strings (malloc'd). */
-static int json_string_array(const char *text, char ***items, int *count)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    size_t n = strlen(text), p = 0;
-    *items = NULL;
-    *count = 0;
-    if (n < 2 || s[p++] != '[') {
-        return -1;
-    }
-    if (s[p] == ']') {
-        return p + 1 == n ? 0 : -1;
-    }
-    for (;;) {
-        unsigned char *out = malloc(n + 1);
-        assert_non_null(out);
-        size_t ol;
-        if (json_string(s, n, &p, out, &ol) < 0) {
-            free(out);
-            return -1;
-        }
-        out[ol] = 0;
-        *items = realloc(*items, (size_t)(*count + 1) * sizeof **items);
-        assert_non_null(*items);
-        (*items)[(*count)++] = (char *)out;
-        if (p < n && s[p] == ',') {
-            p++;
-            continue;
-        }
-        return p + 1 == n && s[p] == ']' ? 0 : -1;
-    }
-}
-
-/* Frees what json_string_array returned. */
-static void free_items(char **items, int count)
-{
-    for (int i = 0; i < count; i++) {
-        free(items[i]);
-    }
-    free(items);
-}
-
 /* Asserts that smtp_ehlo_json(text) is a valid JSON array holding exactly want[]. */
 static void check_ehlo_json(const char *text, const char *const *want, int nwant)
 {
     char *json = smtp_ehlo_json(text);
     assert_non_null(json);
     char **items;
-    int count;
-    if (json_string_array(json, &items, &count) < 0) {
-        print_error("not a JSON array of strings: %s\n", json);
+    size_t count;
+    const char *why = NULL;
+    if (jc_json_string_array(json, 0, &items, &count, &why) < 0) {
+        print_error("not a JSON array of strings (%s): %s\n", why, json);
         fail();
     }
     assert_int_equal(count, nwant);
-    for (int i = 0; i < count; i++) {
+    for (size_t i = 0; i < count; i++) {
         assert_string_equal(items[i], want[i]);
     }
-    free_items(items, count);
+    jc_free_strings(items, count);
     free(json);
 }
 
@@ -681,10 +496,10 @@ static void test_ehlo_json_from_parser(void **state)
         assert_int_equal(feed(r, replies[i], strlen(replies[i]), &used, &err), 1);
         char *json = smtp_ehlo_json(r->text);
         char **items;
-        int count;
-        assert_int_equal(json_string_array(json, &items, &count), 0);
-        assert_true(count <= r->nlines - 1);
-        free_items(items, count);
+        size_t count;
+        assert_int_equal(jc_json_string_array(json, 0, &items, &count, NULL), 0);
+        assert_true(count <= (size_t)(r->nlines - 1));
+        jc_free_strings(items, count);
         free(json);
         reply_del(r);
     }

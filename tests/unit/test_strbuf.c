@@ -6,8 +6,9 @@
  * output is one valid JSON string (RFC 8259 section 7, and section 8.1: the
  * text is UTF-8), valid UTF-8 is carried through unchanged, and each byte
  * that is not part of valid UTF-8 becomes \u00XX of that byte. Validity is
- * checked here by a small strict JSON string parser, and content by
- * comparing its decoding with an independent model of the mapping.
+ * checked here by the strict JSON string parser of tests/support/jsoncheck.c,
+ * and content by comparing its decoding with an independent model of the
+ * mapping.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,151 +21,21 @@
 #include <string.h>
 
 #include "scanner/strbuf.h"
-
-/* Length of a strict UTF-8 sequence (RFC 3629 section 4: no overlong form, no surrogate, at
- * most U+10FFFF), 0 if the bytes at s do not start one. */
-static size_t utf8_strict(const unsigned char *s, size_t n)
-{
-    if (s[0] < 0x80) {
-        return 1;
-    }
-    size_t need;
-    unsigned c, min;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        need = 2, c = s[0] & 0x1f, min = 0x80;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        need = 3, c = s[0] & 0x0f, min = 0x800;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        need = 4, c = s[0] & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (need > n) {
-        return 0;
-    }
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        c = c << 6 | (s[i] & 0x3f);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
-        return 0;
-    }
-    return need;
-}
-
-/* Appends a code point as UTF-8. */
-static void put_utf8(unsigned c, unsigned char *out, size_t *o)
-{
-    if (c < 0x80) {
-        out[(*o)++] = (unsigned char)c;
-    } else if (c < 0x800) {
-        out[(*o)++] = (unsigned char)(0xc0 | c >> 6);
-        out[(*o)++] = (unsigned char)(0x80 | (c & 0x3f));
-    } else if (c < 0x10000) {
-        out[(*o)++] = (unsigned char)(0xe0 | c >> 12);
-        out[(*o)++] = (unsigned char)(0x80 | ((c >> 6) & 0x3f));
-        out[(*o)++] = (unsigned char)(0x80 | (c & 0x3f));
-    } else {
-        out[(*o)++] = (unsigned char)(0xf0 | c >> 18);
-        out[(*o)++] = (unsigned char)(0x80 | ((c >> 12) & 0x3f));
-        out[(*o)++] = (unsigned char)(0x80 | ((c >> 6) & 0x3f));
-        out[(*o)++] = (unsigned char)(0x80 | (c & 0x3f));
-    }
-}
-
-/* Reads four hex digits. */
-static int hex4(const unsigned char *s, unsigned *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        int c = s[i], d;
-        if (c >= '0' && c <= '9') {
-            d = c - '0';
-        } else if (c >= 'a' && c <= 'f') {
-            d = c - 'a' + 10;
-        } else if (c >= 'A' && c <= 'F') {
-            d = c - 'A' + 10;
-        } else {
-            return -1;
-        }
-        *v = *v << 4 | (unsigned)d;
-    }
-    return 0;
-}
+#include "tests/support/jsoncheck.h"
 
 /* Validates that s[0..n) is exactly one JSON string and decodes it to UTF-8 in out (at least
  * n bytes). Returns the decoded length, or -1 with *why set. */
 static long json_decode(const unsigned char *s, size_t n, unsigned char *out, const char **why)
 {
-    size_t p = 0, o = 0;
-    if (n < 2 || s[0] != '"') {
-        *why = "no opening quote";
+    size_t p = 0, o;
+    if (jc_json_string(s, n, &p, 0, out, &o, why) < 0) {
         return -1;
     }
-    p = 1;
-    for (;;) {
-        if (p >= n) {
-            *why = "no closing quote";
-            return -1;
-        }
-        unsigned c = s[p];
-        if (c == '"') {
-            if (p + 1 != n) {
-                *why = "bytes after the closing quote";
-                return -1;
-            }
-            return (long)o;
-        }
-        if (c < 0x20) {
-            *why = "raw control character";
-            return -1;
-        }
-        if (c == '\\') {
-            if (p + 1 >= n) {
-                *why = "backslash at the end";
-                return -1;
-            }
-            unsigned e = s[p + 1];
-            p += 2;
-            const char *simple = "\"\\/bfnrt", *val = "\"\\/\b\f\n\r\t";
-            const char *k = e ? strchr(simple, (int)e) : NULL;
-            if (k) {
-                out[o++] = (unsigned char)val[k - simple];
-                continue;
-            }
-            unsigned v;
-            if (e != 'u' || p + 4 > n || hex4(s + p, &v) < 0) {
-                *why = "bad escape";
-                return -1;
-            }
-            p += 4;
-            if (v >= 0xd800 && v <= 0xdbff) {
-                unsigned lo;
-                if (p + 6 > n || s[p] != '\\' || s[p + 1] != 'u' || hex4(s + p + 2, &lo) < 0 ||
-                    lo < 0xdc00 || lo > 0xdfff) {
-                    *why = "lone high surrogate escape";
-                    return -1;
-                }
-                p += 6;
-                v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
-            } else if (v >= 0xdc00 && v <= 0xdfff) {
-                *why = "lone low surrogate escape";
-                return -1;
-            }
-            put_utf8(v, out, &o);
-            continue;
-        }
-        size_t l = utf8_strict(s + p, n - p);
-        if (l == 0) {
-            *why = "invalid UTF-8 in the output";
-            return -1;
-        }
-        memcpy(out + o, s + p, l);
-        o += l;
-        p += l;
+    if (p != n) {
+        *why = "bytes after the closing quote";
+        return -1;
     }
+    return (long)o;
 }
 
 /* The model: valid UTF-8 sequences unchanged, every other byte b as code point U+00b. */
@@ -172,13 +43,13 @@ static size_t model(const unsigned char *in, size_t n, unsigned char *out)
 {
     size_t o = 0;
     for (size_t i = 0; i < n;) {
-        size_t l = utf8_strict(in + i, n - i);
+        size_t l = jc_utf8_len(in + i, n - i);
         if (l) {
             memcpy(out + o, in + i, l);
             o += l;
             i += l;
         } else {
-            put_utf8(in[i], out, &o);
+            jc_put_utf8(in[i], out, &o);
             i++;
         }
     }
@@ -373,7 +244,7 @@ static void test_random_mixed(void **state)
                 if (c >= 0xd800 && c <= 0xdfff) {
                     c = 0xfffd;
                 }
-                put_utf8(c, buf, &n);
+                jc_put_utf8(c, buf, &n);
                 break;
             }
             case 1:
