@@ -19,10 +19,13 @@ typedef struct host_summary {
     int cname;          /* the name is a CNAME */
     int n_addrs, n_v6;
     int n_endpoints;
-    int n_reached;              /* endpoints that completed EHLO or HELO */
-    int n_tls;                  /* endpoints with a completed TLS handshake */
-    int n_pkix_valid;           /* of those, with a PKIX-valid certificate for the host name */
-    int dnssec_secure;          /* every address answer had AD */
+    int n_reached;     /* endpoints that completed EHLO or HELO */
+    int n_tls;         /* endpoints with a completed TLS handshake */
+    int n_pkix_valid;  /* of those, with a PKIX-valid certificate for the host name */
+    int dnssec_secure; /* every address answer had AD */
+    int dane_usable;   /* usable TLSA records: its sessions are DANE-verified */
+    int dane_broken;   /* DANE published but failing: mismatch, unusable, no STARTTLS, bogus */
+    int n_dane_valid;  /* endpoints whose chain matched a usable TLSA record */
     int n_crit, n_warn, n_info; /* findings stored against this host */
 } host_summary_t;
 

@@ -32,6 +32,7 @@
 #include "db/db.h"
 #include "inputs/input.h"
 #include "scanner/cache.h"
+#include "scanner/dane.h"
 #include "scanner/dns.h"
 #include "scanner/grade.h"
 #include "scanner/log.h"
@@ -107,6 +108,17 @@ struct host_task {
     endpoint_t eps[MAX_ADDRS_LIMIT];
     int pending;
     db_batch_t *batch;
+    /* DANE (RFC 7672): TLSA at _<port>._tcp.<host>, or at its RFC 7671
+     * section 7 alias when the host is a CNAME. */
+    int dns_pending; /* lookups out: A, AAAA, TLSA; then the CD retry or the alias */
+    dns_status_t tlsa_status;
+    int tlsa_ad, tlsa_cd_done, tlsa_cd_answered, alias_done;
+    char tlsa_name[DNS_NAME_MAX + 1];
+    int ntlsa, nusable;
+    dane_rec_t tlsa[DANE_MAX_RECORDS];
+    unsigned char *tlsa_buf[DANE_MAX_RECORDS];
+    dane_rec_t usable[DANE_MAX_RECORDS];
+    dane_state_t dane;
 };
 
 struct scan {
@@ -372,12 +384,24 @@ static void host_finish(host_task_t *h)
         db_int(h->batch, "ip_literal", 0);
         db_text(h->batch, "addresses", sb.s ? sb.s : "[]");
         db_int(h->batch, "n_endpoints", h->naddrs);
+        if (h->tlsa_name[0]) {
+            db_text(h->batch, "tlsa_name", h->tlsa_name);
+            db_text(h->batch, "tlsa_rcode", dns_status_name(h->tlsa_status));
+            db_text(h->batch, "tlsa_dnssec",
+                    h->dane == DANE_BOGUS ? "bogus"
+                    : h->tlsa_ad          ? "secure"
+                                          : "insecure");
+            db_text(h->batch, "dane", dane_state_name(h->dane));
+        }
         sb_free(&sb);
         db_submit(sc->db, h->batch);
     }
     h->batch = NULL;
     sc->hosts_done++;
     cache_entry_t *e = h->e;
+    for (int i = 0; i < h->ntlsa; i++) {
+        free(h->tlsa_buf[i]);
+    }
     free(h);
     cache_complete(e);
     pump(sc);
@@ -477,6 +501,10 @@ static void put_endpoint(host_task_t *h, const smtp_result_t *r, const cert_fact
             db_blob(b, "ocsp_der", r->tls.ocsp_der, r->tls.ocsp_der_len);
         }
         put_verdict_columns(b, cert, grade);
+        if (r->tls.dane_enabled) {
+            db_text(b, "dane", r->tls.dane_matched ? "valid" : "mismatch");
+            db_text(b, "dane_match", r->tls.dane_matched ? r->tls.dane_match : NULL);
+        }
     }
     const double *t[] = {&r->t_connect,  &r->t_banner, &r->t_ehlo,
                          &r->t_starttls, &r->t_tls,    &r->t_ehlo2};
@@ -548,9 +576,28 @@ static void session_cb(void *arg, smtp_result_t *r)
                                  .cert = &cert};
             grade_tls(&gi, &grade, ep_emit, &c);
         }
+        host_summary_t *sum = &h->e->sum;
+        if (h->dane == DANE_USABLE) {
+            /* RFC 7672 2.2: with usable TLSA, mail goes only over TLS that
+             * matches a record; anything else defers delivery. */
+            if (r->tls_done && r->tls.dane_matched) {
+                ep_emit(&c, "dane.valid", r->tls.dane_match);
+                sum->n_dane_valid++;
+            } else if (r->tls_done) {
+                char d[DNS_NAME_MAX + 64];
+                snprintf(d, sizeof d, "no usable TLSA record at %s matched the presented chain",
+                         h->tlsa_name);
+                ep_emit(&c, "dane.mismatch", d);
+                sum->dane_broken = 1;
+            } else if (verdict_reached(r)) {
+                ep_emit(&c, "dane.no_starttls",
+                        r->starttls_offered ? (r->error[0] ? r->error : "STARTTLS failed")
+                                            : "STARTTLS not offered");
+                sum->dane_broken = 1;
+            }
+        }
         put_endpoint(h, r, &cert, &grade);
         grade_cert_clear(&cert);
-        host_summary_t *sum = &h->e->sum;
         sum->n_endpoints++;
         if (verdict_reached(r)) {
             sum->n_reached++;
@@ -577,7 +624,9 @@ static void endpoint_go(rl_req_t *req, int cancelled)
         return;
     }
     LOG_DEBUG("session %s [%s]:%d start", h->e->name, ep->ip, sc->port);
-    ep->sess = smtp_start(sc->loop, &sc->smtp, h->e->name, ep->ip, sc->port, session_cb, ep);
+    ep->sess = smtp_start(sc->loop, &sc->smtp, h->e->name, ep->ip, sc->port,
+                          h->dane == DANE_USABLE ? h->usable : NULL,
+                          h->dane == DANE_USABLE ? h->nusable : 0, session_cb, ep);
     if (!ep->sess) {
         rl_release(sc->rl, &ep->req);
         endpoint_done(h);
@@ -627,6 +676,193 @@ static void host_addresses_done(host_task_t *h)
     }
 }
 
+/* Stores one TLSA record of the host (tlsa table) and its copy for DANE. */
+static void tlsa_take(host_task_t *h, const dns_result_t *res, const char *name)
+{
+    for (int i = 0; i < h->ntlsa; i++) {
+        free(h->tlsa_buf[i]);
+    }
+    h->ntlsa = 0;
+    if (name != h->tlsa_name) {
+        snprintf(h->tlsa_name, sizeof h->tlsa_name, "%s", name);
+    }
+    for (int i = 0; i < res->nrr && h->ntlsa < DANE_MAX_RECORDS; i++) {
+        const dns_rr_t *rr = &res->rr[i];
+        unsigned char *buf = malloc(rr->datalen ? rr->datalen : 1);
+        if (!buf) {
+            break;
+        }
+        memcpy(buf, rr->data, rr->datalen);
+        h->tlsa_buf[h->ntlsa] = buf;
+        h->tlsa[h->ntlsa] = (dane_rec_t){rr->usage, rr->selector, rr->mtype, buf, rr->datalen};
+        h->ntlsa++;
+    }
+}
+
+/* Decides what DANE means for the host (RFC 7672 2.1, 2.2 and 3.1.3) and
+ * records its host-level findings and TLSA rows. */
+static void host_dane_decide(host_task_t *h)
+{
+    char d[512], rec[200];
+    int secure = h->a_ad && h->aaaa_ad;
+    h->nusable = 0;
+    for (int i = 0; i < h->ntlsa; i++) {
+        if (dane_usable(&h->tlsa[i])) {
+            h->usable[h->nusable++] = h->tlsa[i];
+        }
+    }
+    if (h->naddrs == 0) {
+        h->dane = DANE_NONE; /* no session: nothing for DANE to protect */
+        return;
+    }
+    if (!secure) {
+        h->dane = DANE_INSECURE;
+        snprintf(d, sizeof d, "address records of %s are not DNSSEC-validated", h->e->name);
+        host_finding(h, "dane.insecure", d);
+    } else {
+        switch (h->tlsa_status) {
+        case DNS_NOERROR:
+            if (!h->tlsa_ad) {
+                h->dane = DANE_INSECURE;
+                snprintf(d, sizeof d, "TLSA at %s is in an unsigned zone", h->tlsa_name);
+                host_finding(h, "dane.insecure", d);
+            } else if (h->nusable == 0) {
+                h->dane = DANE_UNUSABLE;
+                int o = snprintf(d, sizeof d, "no usable record at %s:", h->tlsa_name);
+                for (int i = 0; i < h->ntlsa && o > 0 && (size_t)o < sizeof d; i++) {
+                    dane_rec_text(&h->tlsa[i], rec, 48);
+                    o += snprintf(d + o, sizeof d - (size_t)o, " [%s...]", rec);
+                }
+                host_finding(h, "dane.unusable", d);
+            } else {
+                h->dane = DANE_USABLE;
+                if (dane_rollover_risk(h->tlsa, h->ntlsa)) {
+                    dane_rec_text(&h->usable[0], rec, sizeof rec);
+                    snprintf(d, sizeof d, "single DANE-EE record at %s: %s", h->tlsa_name, rec);
+                    host_finding(h, "dane.rollover.risk", d);
+                }
+            }
+            break;
+        case DNS_NODATA:
+        case DNS_NXDOMAIN:
+            h->dane = h->tlsa_ad ? DANE_NONE : DANE_INSECURE;
+            snprintf(d, sizeof d, "%s at %s", h->tlsa_ad ? "no TLSA" : "TLSA denial not validated",
+                     h->tlsa_name);
+            host_finding(h, h->tlsa_ad ? "dane.none" : "dane.insecure", d);
+            break;
+        case DNS_SERVFAIL:
+            if (h->tlsa_cd_answered) {
+                h->dane = DANE_BOGUS;
+                snprintf(d, sizeof d,
+                         "TLSA at %s failed DNSSEC validation (SERVFAIL; answered with CD=1)",
+                         h->tlsa_name);
+                host_finding(h, "dane.bogus", d);
+                break;
+            }
+            /* not DNSSEC: a plain failure, as below */
+            __attribute__((fallthrough));
+        default:
+            h->dane = DANE_ERROR;
+            snprintf(d, sizeof d, "TLSA %s: %s", h->tlsa_name, dns_status_name(h->tlsa_status));
+            host_finding(h, "dns.error", d);
+            break;
+        }
+    }
+    h->e->sum.dane_usable = h->dane == DANE_USABLE;
+    h->e->sum.dane_broken = h->dane == DANE_UNUSABLE || h->dane == DANE_BOGUS;
+    for (int i = 0; i < h->ntlsa; i++) {
+        char hex[2 * 64 + 1];
+        size_t n = h->tlsa[i].len < 64 ? h->tlsa[i].len : 64;
+        for (size_t k = 0; k < n; k++) {
+            snprintf(hex + 2 * k, 3, "%02x", h->tlsa[i].data[k]);
+        }
+        hex[2 * n] = 0;
+        db_row(h->batch, "tlsa", 0);
+        db_text(h->batch, "host", h->e->name);
+        db_text(h->batch, "name", h->tlsa_name);
+        db_int(h->batch, "usage", h->tlsa[i].usage);
+        db_int(h->batch, "selector", h->tlsa[i].selector);
+        db_int(h->batch, "mtype", h->tlsa[i].mtype);
+        db_text(h->batch, "data", hex);
+        db_int(h->batch, "usable", dane_usable(&h->tlsa[i]));
+    }
+}
+
+static void host_lookups_done(host_task_t *h);
+
+/* TLSA answer at _<port>._tcp.<host>. */
+static void host_tlsa_cb(void *arg, const dns_result_t *res)
+{
+    host_task_t *h = arg;
+    h->tlsa_status = res->status;
+    h->tlsa_ad = res->ad;
+    tlsa_take(h, res, h->tlsa_name);
+    if (--h->dns_pending == 0) {
+        host_lookups_done(h);
+    }
+}
+
+/* The same TLSA query with CD=1: an answer means the SERVFAIL was DNSSEC. */
+static void host_tlsa_cd_cb(void *arg, const dns_result_t *res)
+{
+    host_task_t *h = arg;
+    h->tlsa_cd_answered =
+        res->status == DNS_NOERROR || res->status == DNS_NODATA || res->status == DNS_NXDOMAIN;
+    if (res->status == DNS_NOERROR) {
+        tlsa_take(h, res, h->tlsa_name); /* recorded as seen; never used */
+    }
+    if (--h->dns_pending == 0) {
+        host_lookups_done(h);
+    }
+}
+
+/* TLSA at the CNAME-expanded name (RFC 7671 7): preferred when present. */
+static void host_tlsa_alias_cb(void *arg, const dns_result_t *res)
+{
+    host_task_t *h = arg;
+    if (res->status == DNS_NOERROR && res->nrr > 0) {
+        char name[DNS_NAME_MAX + 16];
+        snprintf(name, sizeof name, "_%d._tcp.%s", h->sc->port, h->cname);
+        h->tlsa_status = res->status;
+        h->tlsa_ad = res->ad;
+        tlsa_take(h, res, name);
+    }
+    if (--h->dns_pending == 0) {
+        host_lookups_done(h);
+    }
+}
+
+/* A, AAAA and TLSA are in: a second round for bogus or alias TLSA, or go. */
+static void host_lookups_done(host_task_t *h)
+{
+    scan_t *sc = h->sc;
+    int secure = h->naddrs > 0 && h->a_ad && h->aaaa_ad;
+    if (!sc->interrupted && sc->dns && secure) {
+        if (h->tlsa_status == DNS_SERVFAIL && !h->tlsa_cd_done) {
+            h->tlsa_cd_done = 1;
+            h->dns_pending = 1;
+            if (dns_query(sc->dns, h->tlsa_name, DNS_T_TLSA, DNS_Q_CD, host_tlsa_cd_cb, h) == 0) {
+                return;
+            }
+            h->dns_pending = 0;
+        }
+        if (h->cname[0] && !h->alias_done) {
+            char name[DNS_NAME_MAX + 16];
+            snprintf(name, sizeof name, "_%d._tcp.%s", sc->port, h->cname);
+            h->alias_done = 1;
+            h->dns_pending = 1;
+            if (dns_query(sc->dns, name, DNS_T_TLSA, 0, host_tlsa_alias_cb, h) == 0) {
+                return;
+            }
+            h->dns_pending = 0;
+        }
+    }
+    if (!sc->interrupted) {
+        host_dane_decide(h);
+    }
+    host_addresses_done(h);
+}
+
 /* Collects an A or AAAA answer for a host. */
 static void host_dns_cb(host_task_t *h, int v6, const dns_result_t *res)
 {
@@ -648,8 +884,8 @@ static void host_dns_cb(host_task_t *h, int v6, const dns_result_t *res)
             h->e->sum.n_v6++;
         }
     }
-    if (h->a_done && h->aaaa_done) {
-        host_addresses_done(h);
+    if (--h->dns_pending == 0) {
+        host_lookups_done(h);
     }
 }
 
@@ -677,8 +913,10 @@ static void host_start(scan_t *sc, cache_entry_t *e)
     h->e = e;
     h->batch = db_batch_new();
     sc->hosts_started++;
-    /* AAAA first so that A answers fill the address slots before AAAA ones
-     * only when both arrive together; order of slots follows arrival. */
+    /* A, AAAA and TLSA go out together; DANE needs all three before the
+     * first session (RFC 7672 2.2: TLSA only counts for secure addresses). */
+    h->dns_pending = 3;
+    snprintf(h->tlsa_name, sizeof h->tlsa_name, "_%d._tcp.%s", sc->port, e->name);
     if (dns_query(sc->dns, e->name, DNS_T_A, 0, host_a_cb, h) < 0) {
         dns_result_t r = {.status = DNS_FORMERR, .rcode = -1};
         host_a_cb(h, &r);
@@ -686,6 +924,10 @@ static void host_start(scan_t *sc, cache_entry_t *e)
     if (dns_query(sc->dns, e->name, DNS_T_AAAA, 0, host_aaaa_cb, h) < 0) {
         dns_result_t r = {.status = DNS_FORMERR, .rcode = -1};
         host_aaaa_cb(h, &r);
+    }
+    if (dns_query(sc->dns, h->tlsa_name, DNS_T_TLSA, 0, host_tlsa_cb, h) < 0) {
+        dns_result_t r = {.status = DNS_FORMERR, .rcode = -1};
+        host_tlsa_cb(h, &r);
     }
 }
 
@@ -723,6 +965,8 @@ static void domain_finish(domain_task_t *d)
         facts.n_endpoints += s->n_endpoints;
         facts.n_reached += s->n_reached;
         facts.n_tls += s->n_tls;
+        facts.n_dane_valid += s->n_dane_valid;
+        facts.dane_broken |= s->dane_broken;
         any_addr |= s->n_addrs > 0;
         any_v6 |= s->n_v6 > 0;
         int implicit = strcmp(d->mx_kind, "implicit") == 0;

@@ -206,6 +206,8 @@ struct smtp_session {
     uint64_t t0, step_t0;
     smtp_done_cb cb;
     void *arg;
+    const dane_rec_t *dane;
+    int ndane;
     smtp_result_t res;
 };
 
@@ -394,6 +396,9 @@ static void start_tls(smtp_session_t *s)
         return;
     }
     s->in_tls = 1;
+    if (s->ndane > 0) {
+        tls_dane_add(s->ssl, s->res.host, s->dane, s->ndane);
+    }
     if (tls_handshake(s->ssl, err, sizeof err) < 0 || flush_tls(s) < 0) {
         session_fail(s, SMTP_F_TLS, SMTP_STEP_TLS, "%s", err);
     }
@@ -645,8 +650,9 @@ static void deferred_finish_cb(uv_timer_t *t)
 }
 
 /* Starts a session; see smtp.h. */
-smtp_session_t *smtp_start(uv_loop_t *loop, const smtp_opts_t *o, const char *host, const char *ip,
-                           int port, smtp_done_cb cb, void *arg)
+smtp_session_t *smtp_start(uv_loop_t *loop, const smtp_opts_t *o, const char *host,
+                           const char *ip, int port, const dane_rec_t *dane, int ndane,
+                           smtp_done_cb cb, void *arg)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -663,6 +669,8 @@ smtp_session_t *smtp_start(uv_loop_t *loop, const smtp_opts_t *o, const char *ho
     }
     s->opts = o;
     s->cb = cb;
+    s->dane = dane;
+    s->ndane = ndane;
     s->arg = arg;
     s->t0 = uv_hrtime();
     snprintf(s->res.host, sizeof s->res.host, "%s", host);

@@ -114,8 +114,11 @@ typedef struct smtp_session smtp_session_t;
  * session and is freed after the callback returns. */
 typedef void (*smtp_done_cb)(void *arg, smtp_result_t *res);
 
-smtp_session_t *smtp_start(uv_loop_t *loop, const smtp_opts_t *o, const char *host, const char *ip,
-                           int port, smtp_done_cb cb, void *arg);
+/* dane: the host's usable TLSA records (NULL, 0 for none); they must stay
+ * valid until the callback has run. */
+smtp_session_t *smtp_start(uv_loop_t *loop, const smtp_opts_t *o, const char *host,
+                           const char *ip, int port, const dane_rec_t *dane, int ndane,
+                           smtp_done_cb cb, void *arg);
 /* Ends a session early (scan interrupted); its callback still runs. */
 void smtp_abort(smtp_session_t *s);
 

@@ -26,6 +26,7 @@ typedef struct verify_rec {
     int depth;
     long errors[TLS_MAX_VERIFY_ERRORS];
     int nerrors;
+    int dane;
 } verify_rec_t;
 
 /* Records the first verification error and lets the handshake go on. */
@@ -110,6 +111,11 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *ca_path, char *err,
         return NULL;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, observe_verify_cb);
+    if (SSL_CTX_dane_enable(ctx) <= 0) {
+        take_ssl_error(err, errlen, "cannot enable DANE");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -143,6 +149,59 @@ SSL *tls_client_new(SSL_CTX *ctx, const char *servername)
     SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
     SSL_set_connect_state(ssl);
     return ssl;
+}
+
+/* Enables DANE for one session; see tls.h. */
+int tls_dane_add(SSL *ssl, const char *basedomain, const dane_rec_t *recs, int n)
+{
+    verify_rec_t *rec = SSL_get_ex_data(ssl, verify_idx);
+    if (n <= 0 || SSL_dane_enable(ssl, basedomain) <= 0) {
+        ERR_clear_error();
+        return 0;
+    }
+    SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+    int added = 0;
+    for (int i = 0; i < n; i++) {
+        if (dane_usable(&recs[i]) &&
+            SSL_dane_tlsa_add(ssl, recs[i].usage, recs[i].selector, recs[i].mtype, recs[i].data,
+                              recs[i].len) > 0) {
+            added++;
+        }
+    }
+    ERR_clear_error();
+    if (rec) {
+        rec->dane = added > 0;
+    }
+    return added;
+}
+
+/* Plain PKIX verification of the peer chain, for sessions whose handshake
+ * verified with DANE (a DANE-EE match skips the chain checks, but the
+ * cert.* facts are about PKIX). Records every error like the handshake's
+ * callback does. */
+static void tls_pkix_verify(SSL *ssl, verify_rec_t *out)
+{
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    X509 *leaf = chain && sk_X509_num(chain) > 0 ? sk_X509_value(chain, 0) : NULL;
+    X509_STORE_CTX *xs = X509_STORE_CTX_new();
+    memset(out, 0, sizeof *out);
+    out->depth = -1;
+    if (!leaf || !xs ||
+        !X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), leaf, chain)) {
+        X509_STORE_CTX_free(xs);
+        return;
+    }
+    X509_STORE_CTX_set_default(xs, "ssl_server");
+    /* The callback finds its record through the SSL, as in the handshake:
+     * point the SSL at out for the duration. */
+    verify_rec_t *saved = SSL_get_ex_data(ssl, verify_idx);
+    SSL_set_ex_data(ssl, verify_idx, out);
+    X509_STORE_CTX_set_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx(), ssl);
+    X509_STORE_CTX_set_verify_cb(xs, observe_verify_cb);
+    X509_verify_cert(xs);
+    SSL_set_ex_data(ssl, verify_idx, saved);
+    X509_STORE_CTX_free(xs);
+    ERR_clear_error();
 }
 
 /* Network bytes in. */
@@ -234,6 +293,21 @@ void tls_collect(SSL *ssl, tls_facts_t *f)
     }
 
     verify_rec_t *rec = SSL_get_ex_data(ssl, verify_idx);
+    verify_rec_t pkix;
+    if (rec && rec->dane) {
+        f->dane_enabled = 1;
+        uint8_t u, s, m;
+        const unsigned char *data;
+        size_t dlen;
+        if (SSL_get0_dane_authority(ssl, NULL, NULL) >= 0 &&
+            SSL_get0_dane_tlsa(ssl, &u, &s, &m, &data, &dlen) >= 0) {
+            dane_rec_t r = {u, s, m, data, dlen};
+            f->dane_matched = 1;
+            dane_rec_text(&r, f->dane_match, sizeof f->dane_match);
+        }
+        tls_pkix_verify(ssl, &pkix);
+        rec = &pkix;
+    }
     f->verify_code = rec ? rec->code : SSL_get_verify_result(ssl);
     f->verify_depth = rec ? rec->depth : -1;
     if (rec) {

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <openssl/ssl.h>
 
+#include "scanner/dane.h"
+
 #define TLS_MAX_VERIFY_ERRORS 8
 
 /* What one handshake established, copied out of the SSL. */
@@ -33,6 +35,9 @@ typedef struct tls_facts {
     int nverify_errors;
     unsigned char *ocsp_der; /* stapled OCSP response (malloc), NULL if none came */
     size_t ocsp_der_len;
+    int dane_enabled;         /* usable TLSA records were given for this session */
+    int dane_matched;         /* one of them matched the presented chain */
+    char dane_match[200];     /* the record that matched, "3 1 1 <hex>" */
     unsigned char *chain_der; /* peer chain, leaf first, DER concatenated (malloc) */
     size_t chain_der_len;
     int chain_len;
@@ -45,6 +50,11 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *ca_path, char *err,
 /* A client SSL on a pair of memory BIOs with SNI (and the name used for
  * X509 host checks later) set to servername. */
 SSL *tls_client_new(SSL_CTX *ctx, const char *servername);
+
+/* Enables DANE (RFC 7672) for a session before its handshake: usable
+ * records are added, names are not checked for DANE-EE(3) (RFC 7672
+ * 3.1.1), basedomain is the MX host name. Returns the records added. */
+int tls_dane_add(SSL *ssl, const char *basedomain, const dane_rec_t *recs, int n);
 
 /* Network bytes in. Returns 0, or -1 if the BIO refused them. */
 int tls_feed(SSL *ssl, const void *data, size_t len);

@@ -184,11 +184,23 @@ const char *verdict_posture(const domain_facts_t *f)
     if (f->n_reached == 0) {
         return "unreachable";
     }
+    if (f->dane_broken || f->sts_broken) {
+        return "broken";
+    }
     if (f->n_tls == 0) {
         return "plaintext";
     }
     if (f->n_tls < f->n_reached) {
         return "partial";
+    }
+    if (f->n_dane_valid >= f->n_reached) {
+        return "dane";
+    }
+    if (f->sts_enforce_ok) {
+        return "mta-sts";
+    }
+    if (f->sts_testing_ok) {
+        return "mta-sts-testing";
     }
     return "starttls";
 }

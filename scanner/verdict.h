@@ -37,16 +37,22 @@ int verdict_tls_ok(const smtp_result_t *r);
 
 /* What the posture of a domain is decided from. */
 typedef struct domain_facts {
-    int null_mx;     /* RFC 7505 null MX */
-    int dns_failed;  /* MX lookup (or implicit-MX address lookup) failed or bogus */
-    int n_endpoints; /* sessions of all its MX hosts */
-    int n_reached;   /* of those, how many answered EHLO/HELO */
-    int n_tls;       /* of those, how many completed TLS */
+    int null_mx;        /* RFC 7505 null MX */
+    int dns_failed;     /* MX lookup (or implicit-MX address lookup) failed or bogus */
+    int n_endpoints;    /* sessions of all its MX hosts */
+    int n_reached;      /* of those, how many answered EHLO/HELO */
+    int n_tls;          /* of those, how many completed TLS */
+    int n_dane_valid;   /* of those, how many matched a usable TLSA record */
+    int dane_broken;    /* an MX host publishes DANE that fails (mismatch, unusable, no
+                           STARTTLS, bogus TLSA) */
+    int sts_broken;     /* an MTA-STS enforce policy that fails (sts.mx.*, fetch, webpki) */
+    int sts_enforce_ok; /* enforce policy, every MX matched and PKIX-valid */
+    int sts_testing_ok; /* testing policy that would pass in enforce */
 } domain_facts_t;
 
-/* The posture of FINDINGS.md, by its order of precedence (the values this
- * stage can decide: no-mail, dns-error, unreachable, plaintext, partial,
- * starttls). */
+/* The posture of FINDINGS.md, by its order of precedence: no-mail,
+ * dns-error, unreachable, broken, plaintext, partial, dane, mta-sts,
+ * mta-sts-testing, starttls. */
 const char *verdict_posture(const domain_facts_t *f);
 
 #endif

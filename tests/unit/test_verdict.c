@@ -588,8 +588,47 @@ static void test_endpoint_combined(void **state)
 /* Posture of a set of facts. */
 static const char *posture(int null_mx, int dns_failed, int n_endpoints, int n_reached, int n_tls)
 {
-    domain_facts_t f = {null_mx, dns_failed, n_endpoints, n_reached, n_tls};
+    domain_facts_t f = {.null_mx = null_mx,
+                        .dns_failed = dns_failed,
+                        .n_endpoints = n_endpoints,
+                        .n_reached = n_reached,
+                        .n_tls = n_tls};
     return verdict_posture(&f);
+}
+
+/* Posture of two reachable TLS endpoints with downgrade-protection facts. */
+static const char *posture_protected(int n_dane_valid, int dane_broken, int sts_broken,
+                                     int sts_enforce_ok, int sts_testing_ok)
+{
+    domain_facts_t f = {.n_endpoints = 2,
+                        .n_reached = 2,
+                        .n_tls = 2,
+                        .n_dane_valid = n_dane_valid,
+                        .dane_broken = dane_broken,
+                        .sts_broken = sts_broken,
+                        .sts_enforce_ok = sts_enforce_ok,
+                        .sts_testing_ok = sts_testing_ok};
+    return verdict_posture(&f);
+}
+
+/* broken, dane, mta-sts and mta-sts-testing each come out of their own facts,
+ * in FINDINGS.md's order: broken > plaintext > partial > dane > mta-sts >
+ * mta-sts-testing > starttls. */
+static void test_posture_protection_values(void **state)
+{
+    (void)state;
+    assert_string_equal(posture_protected(0, 1, 0, 0, 0), "broken");
+    assert_string_equal(posture_protected(0, 0, 1, 0, 0), "broken");
+    assert_string_equal(posture_protected(2, 0, 0, 0, 0), "dane");
+    assert_string_equal(posture_protected(1, 0, 0, 0, 0), "starttls"); /* not every endpoint */
+    assert_string_equal(posture_protected(0, 0, 0, 1, 0), "mta-sts");
+    assert_string_equal(posture_protected(0, 0, 0, 0, 1), "mta-sts-testing");
+    assert_string_equal(posture_protected(2, 0, 0, 1, 1), "dane");
+    assert_string_equal(posture_protected(2, 1, 0, 1, 0), "broken");
+    assert_string_equal(posture_protected(0, 0, 0, 1, 1), "mta-sts");
+    /* broken outranks plaintext: a published policy that fails is worse */
+    domain_facts_t f = {.n_endpoints = 1, .n_reached = 1, .n_tls = 0, .dane_broken = 1};
+    assert_string_equal(verdict_posture(&f), "broken");
 }
 
 /* Each posture value this stage decides comes out of its own facts. */
@@ -663,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_endpoint_aborted),
         cmocka_unit_test(test_endpoint_combined),
         cmocka_unit_test(test_posture_each_value),
+        cmocka_unit_test(test_posture_protection_values),
         cmocka_unit_test(test_posture_precedence),
         cmocka_unit_test(test_posture_values_documented),
     };
