@@ -96,7 +96,25 @@ typedef struct endpoint {
     smtp_session_t *sess;
     struct endpoint *live_prev, *live_next; /* sessions in flight, for interrupt */
     char ip[46];
+    /* --enum: one more session per protocol version after the main one;
+     * the endpoint row waits in its own batch until they are done. */
+    int enum_next;
+    unsigned enum_accepted; /* bit i: enum_protos[i] accepted */
+    db_batch_t *row;
+    char g_version[16], g_cipher[64], g_kx[16], g_group[32];
+    int g_bits, g_aead, g_kex_bits, g_key_weak, g_key_bits;
+    char g_key_type[16];
 } endpoint_t;
+
+/* The versions --enum tries, oldest first. */
+static const struct {
+    int version;
+    const char *name;
+} enum_protos[] = {{TLS1_VERSION, "TLSv1"},
+                   {TLS1_1_VERSION, "TLSv1.1"},
+                   {TLS1_2_VERSION, "TLSv1.2"},
+                   {TLS1_3_VERSION, "TLSv1.3"}};
+#define NPROTOS ((int)(sizeof enum_protos / sizeof *enum_protos))
 
 struct host_task {
     scan_t *sc;
@@ -155,7 +173,7 @@ struct scan {
     int wake_closed; /* under mu: no thread may send on wake any more */
     uint64_t t0;
     uint64_t domains_started, domains_done, domains_inflight;
-    uint64_t hosts_started, hosts_done, endpoints_done, endpoints_failed;
+    uint64_t hosts_started, hosts_done, endpoints_done, endpoints_failed, enum_sessions;
     uint64_t posture_count[NPOSTURES];
     endpoint_t *live;
     int tty;
@@ -435,16 +453,18 @@ static void put_verdict_columns(db_batch_t *b, const cert_facts_t *c, const grad
         db_int(b, "pkix_valid", c->pkix_valid);
         db_text(b, "ocsp_status", c->ocsp_status[0] ? c->ocsp_status : NULL);
     }
-    db_text(b, "grade", g->grade);
-    db_int(b, "grade_score", g->score);
-    db_text(b, "grade_caps", g->caps);
+    if (g) {
+        db_text(b, "grade", g->grade);
+        db_int(b, "grade_score", g->score);
+        db_text(b, "grade_caps", g->caps);
+    }
 }
 
-/* Adds the endpoint row of a finished session to the host's batch. */
-static void put_endpoint(host_task_t *h, const smtp_result_t *r, const cert_facts_t *cert,
+/* Adds the endpoint row of a finished session to b; the grade columns
+ * only when grade is given (with --enum they come later). */
+static void put_endpoint(db_batch_t *b, const smtp_result_t *r, const cert_facts_t *cert,
                          const grade_result_t *grade)
 {
-    db_batch_t *b = h->batch;
     db_row(b, "endpoints", 0);
     db_text(b, "host", r->host);
     db_text(b, "ip", r->ip);
@@ -540,6 +560,76 @@ static void endpoint_done(host_task_t *h)
     }
 }
 
+static void enum_next(endpoint_t *ep);
+
+/* Version index of a version name, -1 if not one --enum tries. */
+static int proto_index(const char *name)
+{
+    for (int i = 0; i < NPROTOS; i++) {
+        if (strcmp(enum_protos[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* The grade of an endpoint from the facts kept in ep, oldest version worst. */
+static void ep_grade(endpoint_t *ep, const char *worst, grade_result_t *g, ep_ctx_t *c)
+{
+    cert_facts_t kc;
+    memset(&kc, 0, sizeof kc);
+    kc.key_weak = ep->g_key_weak;
+    kc.key_bits = ep->g_key_bits;
+    snprintf(kc.key_type, sizeof kc.key_type, "%s", ep->g_key_type);
+    grade_tls_in_t gi = {.version = ep->g_version,
+                         .cipher = ep->g_cipher,
+                         .cipher_bits = ep->g_bits,
+                         .aead = ep->g_aead,
+                         .kx = ep->g_kx,
+                         .group = ep->g_group,
+                         .kex_bits = ep->g_kex_bits,
+                         .worst_version = worst,
+                         .cert = &kc};
+    grade_tls(&gi, g, ep_emit, c);
+}
+
+/* Keeps what the grade needs, for after the --enum sessions. */
+static void ep_keep_grade_inputs(endpoint_t *ep, const smtp_result_t *r, const cert_facts_t *c)
+{
+    snprintf(ep->g_version, sizeof ep->g_version, "%s", r->tls.version);
+    snprintf(ep->g_cipher, sizeof ep->g_cipher, "%s", r->tls.cipher);
+    snprintf(ep->g_kx, sizeof ep->g_kx, "%s", r->tls.kx);
+    snprintf(ep->g_group, sizeof ep->g_group, "%s", r->tls.group);
+    ep->g_bits = r->tls.cipher_bits;
+    ep->g_aead = r->tls.cipher_aead;
+    ep->g_kex_bits = r->tls.kex_bits;
+    ep->g_key_weak = c->key_weak;
+    ep->g_key_bits = c->key_bits;
+    snprintf(ep->g_key_type, sizeof ep->g_key_type, "%s", c->key_type);
+}
+
+/* DANE verdict of one session of a host with usable TLSA (RFC 7672 2.2:
+ * mail goes only over TLS that matches a record; anything else defers). */
+static void ep_dane(host_task_t *h, ep_ctx_t *c, const smtp_result_t *r)
+{
+    host_summary_t *sum = &h->e->sum;
+    if (r->tls_done && r->tls.dane_matched) {
+        ep_emit(c, "dane.valid", r->tls.dane_match);
+        sum->n_dane_valid++;
+    } else if (r->tls_done) {
+        char d[DNS_NAME_MAX + 64];
+        snprintf(d, sizeof d, "no usable TLSA record at %s matched the presented chain",
+                 h->tlsa_name);
+        ep_emit(c, "dane.mismatch", d);
+        sum->dane_broken = 1;
+    } else if (verdict_reached(r)) {
+        ep_emit(c, "dane.no_starttls",
+                r->starttls_offered ? (r->error[0] ? r->error : "STARTTLS failed")
+                                    : "STARTTLS not offered");
+        sum->dane_broken = 1;
+    }
+}
+
 /* A session ended: store it, judge it, release its slot. */
 static void session_cb(void *arg, smtp_result_t *r)
 {
@@ -553,61 +643,147 @@ static void session_cb(void *arg, smtp_result_t *r)
     if (r->fail != SMTP_OK) {
         sc->endpoints_failed++;
     }
-    if (!sc->interrupted && r->fail != SMTP_F_ABORTED) {
-        ep_ctx_t c = {h, ep};
-        verdict_endpoint(r, ep_emit, &c);
-        cert_facts_t cert;
-        grade_result_t grade;
-        memset(&cert, 0, sizeof cert);
-        memset(&grade, 0, sizeof grade);
-        if (r->tls_done) {
-            /* Judged from the recorded facts, as a re-run over the database would. */
-            grade_cert(r->tls.chain_der, r->tls.chain_der_len, r->host, r->tls.verify_errors,
-                       r->tls.nverify_errors, r->tls.ocsp_der, r->tls.ocsp_der_len, &sc->grade,
-                       &cert);
-            grade_cert_findings(&cert, &sc->grade, ep_emit, &c);
-            grade_tls_in_t gi = {.version = r->tls.version,
-                                 .cipher = r->tls.cipher,
-                                 .cipher_bits = r->tls.cipher_bits,
-                                 .aead = r->tls.cipher_aead,
-                                 .kx = r->tls.kx,
-                                 .group = r->tls.group,
-                                 .kex_bits = r->tls.kex_bits,
-                                 .cert = &cert};
-            grade_tls(&gi, &grade, ep_emit, &c);
-        }
-        host_summary_t *sum = &h->e->sum;
-        if (h->dane == DANE_USABLE) {
-            /* RFC 7672 2.2: with usable TLSA, mail goes only over TLS that
-             * matches a record; anything else defers delivery. */
-            if (r->tls_done && r->tls.dane_matched) {
-                ep_emit(&c, "dane.valid", r->tls.dane_match);
-                sum->n_dane_valid++;
-            } else if (r->tls_done) {
-                char d[DNS_NAME_MAX + 64];
-                snprintf(d, sizeof d, "no usable TLSA record at %s matched the presented chain",
-                         h->tlsa_name);
-                ep_emit(&c, "dane.mismatch", d);
-                sum->dane_broken = 1;
-            } else if (verdict_reached(r)) {
-                ep_emit(&c, "dane.no_starttls",
-                        r->starttls_offered ? (r->error[0] ? r->error : "STARTTLS failed")
-                                            : "STARTTLS not offered");
-                sum->dane_broken = 1;
-            }
-        }
-        put_endpoint(h, r, &cert, &grade);
-        grade_cert_clear(&cert);
-        sum->n_endpoints++;
-        if (verdict_reached(r)) {
-            sum->n_reached++;
-            if (verdict_tls_ok(r)) {
-                sum->n_tls++;
-                sum->n_pkix_valid += cert.pkix_valid;
-            }
+    if (sc->interrupted || r->fail == SMTP_F_ABORTED) {
+        endpoint_done(h);
+        return;
+    }
+    ep_ctx_t c = {h, ep};
+    verdict_endpoint(r, ep_emit, &c);
+    cert_facts_t cert;
+    grade_result_t grade;
+    memset(&cert, 0, sizeof cert);
+    memset(&grade, 0, sizeof grade);
+    int enumerate = sc->cfg->enum_versions && r->tls_done;
+    if (r->tls_done) {
+        /* Judged from the recorded facts, as a re-run over the database would. */
+        grade_cert(r->tls.chain_der, r->tls.chain_der_len, r->host, r->tls.verify_errors,
+                   r->tls.nverify_errors, r->tls.ocsp_der, r->tls.ocsp_der_len, &sc->grade, &cert);
+        grade_cert_findings(&cert, &sc->grade, ep_emit, &c);
+        ep_keep_grade_inputs(ep, r, &cert);
+        if (!enumerate) {
+            ep_grade(ep, NULL, &grade, &c);
         }
     }
+    host_summary_t *sum = &h->e->sum;
+    if (h->dane == DANE_USABLE) {
+        ep_dane(h, &c, r);
+    }
+    sum->n_endpoints++;
+    if (verdict_reached(r)) {
+        sum->n_reached++;
+        if (verdict_tls_ok(r)) {
+            sum->n_tls++;
+            sum->n_pkix_valid += cert.pkix_valid;
+        }
+    }
+    if (!enumerate) {
+        put_endpoint(h->batch, r, &cert, r->tls_done ? &grade : NULL);
+        grade_cert_clear(&cert);
+        endpoint_done(h);
+        return;
+    }
+    /* --enum: the row stays open in its own batch until every version
+     * has been tried; the negotiated one is known to be accepted. */
+    ep->row = db_batch_new();
+    put_endpoint(ep->row, r, &cert, NULL);
+    grade_cert_clear(&cert);
+    int i = proto_index(r->tls.version);
+    ep->enum_accepted = i >= 0 ? 1u << i : 0;
+    ep->enum_next = 0;
+    enum_next(ep);
+}
+
+/* All versions tried: grade with the oldest accepted, store the row. */
+static void enum_finish(endpoint_t *ep)
+{
+    host_task_t *h = ep->h;
+    scan_t *sc = h->sc;
+    if (sc->interrupted) {
+        db_batch_free(ep->row);
+    } else {
+        const char *worst = NULL;
+        strbuf_t sb;
+        sb_init(&sb);
+        sb_putc(&sb, '[');
+        for (int i = 0; i < NPROTOS; i++) {
+            if (ep->enum_accepted & (1u << i)) {
+                if (!worst) {
+                    worst = enum_protos[i].name;
+                }
+                sb_printf(&sb, "%s\"%s\"", sb.len > 1 ? "," : "", enum_protos[i].name);
+            }
+        }
+        sb_putc(&sb, ']');
+        ep_ctx_t c = {h, ep};
+        grade_result_t g;
+        ep_grade(ep, worst, &g, &c);
+        db_text(ep->row, "grade", g.grade);
+        db_int(ep->row, "grade_score", g.score);
+        db_text(ep->row, "grade_caps", g.caps);
+        db_text(ep->row, "enum_versions", sb.s);
+        sb_free(&sb);
+        db_submit(sc->db, ep->row);
+    }
+    ep->row = NULL;
     endpoint_done(h);
+}
+
+/* One --enum session ended: was its version accepted? */
+static void enum_session_cb(void *arg, smtp_result_t *r)
+{
+    endpoint_t *ep = arg;
+    scan_t *sc = ep->h->sc;
+    live_remove(sc, ep);
+    ep->sess = NULL;
+    rl_release(sc->rl, &ep->req);
+    sc->enum_sessions++;
+    if (r->tls_done) {
+        ep->enum_accepted |= 1u << (ep->enum_next - 1);
+    }
+    enum_next(ep);
+}
+
+/* The rate limiter lets an --enum session start (or cancels it). */
+static void enum_go(rl_req_t *req, int cancelled)
+{
+    endpoint_t *ep = (endpoint_t *)((char *)req - offsetof(endpoint_t, req));
+    host_task_t *h = ep->h;
+    scan_t *sc = h->sc;
+    if (cancelled || sc->interrupted) {
+        if (!cancelled) {
+            rl_release(sc->rl, &ep->req);
+        }
+        enum_finish(ep);
+        return;
+    }
+    ep->sess =
+        smtp_start(sc->loop, &sc->smtp, h->e->name, ep->ip, sc->port, NULL, 0, enum_session_cb, ep);
+    if (!ep->sess) {
+        rl_release(sc->rl, &ep->req);
+        enum_finish(ep);
+        return;
+    }
+    smtp_restrict_version(ep->sess, enum_protos[ep->enum_next - 1].version);
+    ep->live_next = sc->live;
+    if (sc->live) {
+        sc->live->live_prev = ep;
+    }
+    sc->live = ep;
+}
+
+/* Starts the session for the next untried version, or finishes. */
+static void enum_next(endpoint_t *ep)
+{
+    scan_t *sc = ep->h->sc;
+    while (ep->enum_next < NPROTOS && (ep->enum_accepted & (1u << ep->enum_next))) {
+        ep->enum_next++;
+    }
+    if (ep->enum_next >= NPROTOS || sc->interrupted) {
+        enum_finish(ep);
+        return;
+    }
+    ep->enum_next++; /* the session about to start tries enum_next - 1 */
+    rl_acquire(sc->rl, &ep->req, ep->ip, enum_go);
 }
 
 /* The rate limiter lets an endpoint connect (or cancels it). */

@@ -40,6 +40,7 @@ typedef struct scan_config {
     int naka;
     long expiry_warning_s; /* cert.expiring horizon */
     int expect_ocsp;       /* a missing OCSP staple is crit */
+    int enum_versions;     /* --enum: one more session per protocol version */
     int quiet;
     int parse_only;
     size_t dedup_mem;

@@ -208,6 +208,7 @@ struct smtp_session {
     void *arg;
     const dane_rec_t *dane;
     int ndane;
+    int tls_version; /* 0: any version, else only this one (--enum) */
     smtp_result_t res;
 };
 
@@ -396,6 +397,10 @@ static void start_tls(smtp_session_t *s)
         return;
     }
     s->in_tls = 1;
+    if (s->tls_version) {
+        SSL_set_min_proto_version(s->ssl, s->tls_version);
+        SSL_set_max_proto_version(s->ssl, s->tls_version);
+    }
     if (s->ndane > 0) {
         tls_dane_add(s->ssl, s->res.host, s->dane, s->ndane);
     }
@@ -650,9 +655,8 @@ static void deferred_finish_cb(uv_timer_t *t)
 }
 
 /* Starts a session; see smtp.h. */
-smtp_session_t *smtp_start(uv_loop_t *loop, const smtp_opts_t *o, const char *host,
-                           const char *ip, int port, const dane_rec_t *dane, int ndane,
-                           smtp_done_cb cb, void *arg)
+smtp_session_t *smtp_start(uv_loop_t *loop, const smtp_opts_t *o, const char *host, const char *ip,
+                           int port, const dane_rec_t *dane, int ndane, smtp_done_cb cb, void *arg)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -696,6 +700,12 @@ smtp_session_t *smtp_start(uv_loop_t *loop, const smtp_opts_t *o, const char *ho
         uv_timer_start(&s->timer, deferred_finish_cb, 0, 0);
     }
     return s;
+}
+
+/* One protocol version only; see smtp.h. */
+void smtp_restrict_version(smtp_session_t *s, int version)
+{
+    s->tls_version = version;
 }
 
 /* Ends a session early; see smtp.h. */

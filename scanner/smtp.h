@@ -116,9 +116,11 @@ typedef void (*smtp_done_cb)(void *arg, smtp_result_t *res);
 
 /* dane: the host's usable TLSA records (NULL, 0 for none); they must stay
  * valid until the callback has run. */
-smtp_session_t *smtp_start(uv_loop_t *loop, const smtp_opts_t *o, const char *host,
-                           const char *ip, int port, const dane_rec_t *dane, int ndane,
-                           smtp_done_cb cb, void *arg);
+smtp_session_t *smtp_start(uv_loop_t *loop, const smtp_opts_t *o, const char *host, const char *ip,
+                           int port, const dane_rec_t *dane, int ndane, smtp_done_cb cb, void *arg);
+/* Restricts the session's TLS handshake to one protocol version (--enum);
+ * call right after smtp_start. */
+void smtp_restrict_version(smtp_session_t *s, int version);
 /* Ends a session early (scan interrupted); its callback still runs. */
 void smtp_abort(smtp_session_t *s);
 

@@ -81,6 +81,9 @@ static void usage_scan(FILE *f)
             "      --expiry-warning D cert.expiring when a certificate expires within D\n"
             "                         (e.g. 14d, 36h; default 14d)\n"
             "      --expect-ocsp      a missing OCSP staple is crit, not info\n"
+            "      --enum             try each protocol version (TLS 1.0 to 1.3) in one more\n"
+            "                         session each, to grade by the oldest accepted; off by\n"
+            "                         default to spare the servers\n"
             "\n"
             "politeness (defaults are safe for servers you do not run):\n"
             "      --concurrency N    SMTP sessions in flight (default %d)\n"
@@ -171,6 +174,7 @@ enum {
     O_AKA,
     O_EXPIRY_WARNING,
     O_EXPECT_OCSP,
+    O_ENUM,
 };
 
 /* Parses a duration in whole days, hours, minutes or seconds (14d, 36h). */
@@ -220,6 +224,7 @@ static int cmd_scan(int argc, char **argv)
         {"aka", required_argument, 0, O_AKA},
         {"expiry-warning", required_argument, 0, O_EXPIRY_WARNING},
         {"expect-ocsp", no_argument, 0, O_EXPECT_OCSP},
+        {"enum", no_argument, 0, O_ENUM},
         {0, 0, 0, 0},
     };
     scan_config_t c;
@@ -316,6 +321,9 @@ static int cmd_scan(int argc, char **argv)
             break;
         case O_EXPECT_OCSP:
             c.expect_ocsp = 1;
+            break;
+        case O_ENUM:
+            c.enum_versions = 1;
             break;
         case O_DEDUP_MEM:
             c.dedup_mem = (size_t)num_arg("--dedup-mem", optarg, 1, 65536) << 20;
