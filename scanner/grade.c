@@ -139,11 +139,36 @@ static int self_issued(X509 *x)
     return X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0;
 }
 
+/* The first certificate of the chain (in path order from the leaf) whose
+ * issuer was not sent: servers send chains out of order or with strays. */
+static X509 *missing_issuer_of(STACK_OF(X509) * chain)
+{
+    X509 *cur = sk_X509_value(chain, 0);
+    for (int steps = 0; steps < sk_X509_num(chain); steps++) {
+        if (self_issued(cur)) {
+            return cur;
+        }
+        X509 *next = NULL;
+        for (int i = 0; i < sk_X509_num(chain) && !next; i++) {
+            X509 *c = sk_X509_value(chain, i);
+            if (c != cur &&
+                X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(cur)) == 0) {
+                next = c;
+            }
+        }
+        if (!next) {
+            return cur;
+        }
+        cur = next;
+    }
+    return cur;
+}
+
 /* Tells apart the trust failures in words. */
 static void untrusted_detail(const long *errs, int n, STACK_OF(X509) * chain, char *out, size_t len)
 {
     out[0] = 0;
-    X509 *last = sk_X509_value(chain, sk_X509_num(chain) - 1);
+    X509 *last = missing_issuer_of(chain);
     char issuer[200];
     dn_text(X509_get_issuer_name(last), issuer, sizeof issuer);
     for (int i = 0; i < n; i++) {
@@ -156,7 +181,7 @@ static void untrusted_detail(const long *errs, int n, STACK_OF(X509) * chain, ch
             return;
         case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
         case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-            if (sk_X509_num(chain) == 1 && !self_issued(last)) {
+            if (last == sk_X509_value(chain, 0) && !self_issued(last)) {
                 snprintf(out, len,
                          "incomplete chain or unknown issuer: only the leaf was sent, issuer %s "
                          "not found",
@@ -273,14 +298,27 @@ int grade_cert(const unsigned char *der, size_t len, const char *host, const lon
         out->name_ok = X509_check_host(leaf, o->aka[i], 0, 0, NULL) == 1;
     }
     out->trusted = 1;
+    const char *ca_dates = NULL;
     for (int i = 0; i < nerrors; i++) {
         if (trust_error(verify_errors[i])) {
             out->trusted = 0;
+        }
+        /* A date error that is not the leaf's is a CA certificate's: the
+         * chain does not validate (an intermediate, or a root in the store). */
+        if ((verify_errors[i] == X509_V_ERR_CERT_HAS_EXPIRED && !out->expired) ||
+            (verify_errors[i] == X509_V_ERR_CERT_NOT_YET_VALID && !out->not_yet_valid)) {
+            out->trusted = 0;
+            ca_dates = verify_errors[i] == X509_V_ERR_CERT_HAS_EXPIRED ? "has expired"
+                                                                       : "is not yet valid";
         }
     }
     if (!out->trusted) {
         untrusted_detail(verify_errors, nerrors, chain, out->untrusted_detail,
                          sizeof out->untrusted_detail);
+        if (!out->untrusted_detail[0] && ca_dates) {
+            snprintf(out->untrusted_detail, sizeof out->untrusted_detail,
+                     "a CA certificate of the chain %s", ca_dates);
+        }
         if (!out->untrusted_detail[0]) {
             for (int i = 0; i < nerrors; i++) {
                 if (trust_error(verify_errors[i])) {
@@ -394,16 +432,24 @@ static int kex_score_bits(int bits)
                          : 100;
 }
 
-/* RSA-equivalent strength of an elliptic-curve group (NIST SP 800-57). */
+/* RSA-equivalent strength of an elliptic-curve group (NIST SP 800-57
+ * part 1, table 2: 160-223 bits ~ RSA 1024, 224-255 ~ 2048, 256-383 ~
+ * 3072, 384 and up ~ 7680). */
 static int ec_equiv_bits(const char *group, int bits)
 {
-    if (group && (strcasecmp(group, "x448") == 0 || strstr(group, "384") || strstr(group, "521"))) {
+    if (group && strcasecmp(group, "x25519") == 0) {
+        return 3072; /* 253 bits, 128-bit security */
+    }
+    if (group && strcasecmp(group, "x448") == 0) {
         return 7680;
     }
-    if (bits >= 384) {
-        return 7680;
-    }
-    return 3072; /* x25519, P-256 */
+    return bits < 160 ? 512 : bits < 224 ? 1024 : bits < 256 ? 2048 : bits < 384 ? 3072 : 7680;
+}
+
+/* Ciphers broken whatever their key length: RC4, DES, 3DES, export. */
+static int cipher_broken(const char *name)
+{
+    return name && (strstr(name, "RC4") || strstr(name, "DES") || strstr(name, "EXP"));
 }
 
 /* Cipher score from symmetric strength. */
@@ -477,7 +523,7 @@ void grade_tls(const grade_tls_in_t *in, grade_result_t *out, verdict_emit_fn em
     }
     if (in->cipher_bits == 0) {
         cap(out, &caps, 'F', "NULL cipher");
-    } else if (in->cipher_bits < 128) {
+    } else if (in->cipher_bits < 128 || cipher_broken(in->cipher)) {
         cap(out, &caps, 'C', "cipher under 128 bits (RC4, 3DES, DES, export)");
     }
     if (!in->aead) {

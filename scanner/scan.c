@@ -1314,6 +1314,32 @@ static int mx_cmp(const void *a, const void *b)
     return (int)x->pref - (int)y->pref;
 }
 
+/* The MX lookup with CD=1 after a SERVFAIL: bogus, or a plain failure. */
+static void domain_mx_cd_cb(void *arg, const dns_result_t *res)
+{
+    domain_task_t *d = arg;
+    if (d->sc->interrupted || res->status == DNS_CANCELLED) {
+        domain_drop(d);
+        return;
+    }
+    char detail[INPUT_NAME_MAX + 128];
+    int bogus =
+        res->status == DNS_NOERROR || res->status == DNS_NODATA || res->status == DNS_NXDOMAIN;
+    d->mx_kind = "none";
+    d->dns_failed = 1;
+    if (bogus) {
+        snprintf(detail, sizeof detail,
+                 "MX %s: SERVFAIL from the validating resolver, answered with CD=1 "
+                 "(DNSSEC validation failed)",
+                 d->name);
+        domain_finding(d, "dns.bogus", NULL, detail);
+    } else {
+        snprintf(detail, sizeof detail, "MX %s: SERVFAIL", d->name);
+        domain_finding(d, "dns.error", NULL, detail);
+    }
+    domain_finish(d);
+}
+
 /* The MX answer of a domain. */
 static void domain_mx_cb(void *arg, const dns_result_t *res)
 {
@@ -1369,6 +1395,12 @@ static void domain_mx_cb(void *arg, const dns_result_t *res)
         domain_finish(d);
         return;
     default:
+        /* A validating resolver's SERVFAIL may be DNSSEC: ask again with
+         * CD=1, and if that answers, it is dns.bogus (FINDINGS.md). */
+        if (res->status == DNS_SERVFAIL && sc->dns &&
+            dns_query(sc->dns, d->name, DNS_T_MX, DNS_Q_CD, domain_mx_cd_cb, d) == 0) {
+            return;
+        }
         d->mx_kind = "none";
         d->dns_failed = 1;
         snprintf(detail, sizeof detail, "MX %s: %s", d->name, dns_status_name(res->status));

@@ -56,7 +56,7 @@ EXPECTED_CODES = {
     "iplit.test": ["mx.ip_literal"],
     "unresolvable.test": ["mx.unresolvable"],
     "closed.test": ["smtp.connect.failed"],
-    "bogus.test": ["dns.error"],
+    "bogus.test": ["dns.bogus"],
     "tarpit.test": ["smtp.banner.timeout"],
     "endless.test": ["smtp.protocol"],
     "longline.test": ["smtp.protocol"],

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Self-test of a running mxscan testnet: `tests/net/testnet check DIR`.
 
-Asserts that every DNS name, Postfix posture and fake server behaves as
+Asserts that every DNS name, Postfix posture, fake server, MTA-STS policy
+host (nginx) and OCSP host (bench_smtpd) behaves as
 documented in tests/net/README.md. Talks only to the testnet's loopback
 addresses. Exit 0 when all checks pass.
 """
+import concurrent.futures
+import functools
+import hashlib
 import json
 import os
 import socket
@@ -100,10 +104,10 @@ def dns_checks():
     if df and os.path.exists(df):
         doms = [l.strip() for l in open(df) if l.strip() and not l.startswith("#")]
         bad = []
-        for d in doms:
-            st, fl, an = dig("mx", d)
-            if st not in ("NOERROR", "SERVFAIL") or (st == "SERVFAIL" and d != "bogus.test"):
-                bad.append((d, st))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:  # one dig costs ~50 ms
+            for d, (st, fl, an) in zip(doms, pool.map(lambda d: dig("mx", d), doms)):
+                if st not in ("NOERROR", "SERVFAIL") or (st == "SERVFAIL" and d != "bogus.test"):
+                    bad.append((d, st))
         check("dns all %d domains.txt names answer" % len(doms), not bad, bad[:5])
 
 
@@ -341,11 +345,305 @@ def fake_checks():
           and max(e["concurrent"] for e in counter) >= 3, counter[-1:] if counter else None)
 
 
+# ------------------------------------------------------------------ security verdicts
+def openssl_out(args, inp=None):
+    r = subprocess.run(["openssl"] + args, input=inp, capture_output=True, timeout=15)
+    return r.stdout
+
+
+@functools.lru_cache(maxsize=None)
+def spki_sha256(path):
+    """SHA-256 of the DER SubjectPublicKeyInfo of a key (.key) or certificate."""
+    if path.endswith(".key"):
+        der = openssl_out(["pkey", "-in", path, "-pubout", "-outform", "DER"])
+    else:
+        pub = openssl_out(["x509", "-in", path, "-noout", "-pubkey"])
+        der = openssl_out(["pkey", "-pubin", "-outform", "DER"], pub)
+    return hashlib.sha256(der).hexdigest() if der else "no-key:" + path
+
+
+@functools.lru_cache(maxsize=None)
+def cert_sha256(path):
+    der = openssl_out(["x509", "-in", path, "-outform", "DER"])
+    return hashlib.sha256(der).hexdigest() if der else "no-cert:" + path
+
+
+def tlsa(answers):
+    """TLSA rdata as 'U S M hex' (lower case, hex unsplit), sorted."""
+    return sorted("%s %s %s %s" % (a[4], a[5], a[6], "".join(a[7:]).lower()) for a in answers if a[3] == "TLSA")
+
+
+def txt(answers):
+    return sorted(" ".join(a[4:]).strip('"') for a in answers if a[3] == "TXT")
+
+
+def s_client(addr, host, *extra, port=25, starttls=True):
+    cmd = ["openssl", "s_client", "-connect", "%s:%d" % (addr, port), "-servername", host,
+           "-CAfile", ENV["CA_FILE"]] + (["-starttls", "smtp"] if starttls else []) + list(extra)
+    try:
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=15)
+        return r.stdout + r.stderr
+    except subprocess.TimeoutExpired as e:
+        return "timeout: %s" % e
+
+
+def dane_args(records):
+    a = []
+    for r in records:
+        a += ["-dane_tlsa_rrdata", r]
+    return a
+
+
+SEC_DOMAINS = {  # domain -> (MX host, address or None when the host lives in unsigned.test.)
+    "dane": ("mx-dane", "127.25.0.11"), "daneta": ("mx-dane-ta", "127.25.0.12"),
+    "danemismatch": ("mx-dane-mismatch", "127.25.0.13"), "daneunusable": ("mx-dane-unusable", "127.25.0.14"),
+    "daneexpired": ("mx-dane-expired", "127.25.0.15"), "expiring": ("mx-expiring", "127.25.0.16"),
+    "future": ("mx-future", "127.25.0.17"), "sha1": ("mx-sha1", "127.25.0.18"),
+    "staticrsa": ("mx-staticrsa", "127.25.0.19"), "dane2": ("mx-dane2", "127.25.0.21"),
+    "tlsabogus": ("mx-tlsabogus", "127.25.0.22"), "danenostarttls": ("mx-dane-plain", "127.25.0.3"),
+    "ocsp": ("mx-ocsp", "127.25.3.1"), "ocsprevoked": ("mx-ocsprevoked", "127.25.3.2"),
+    "weakkey": ("mx-weakkey", "127.25.0.10"),
+}
+STS_WEB = ["stsenforce", "stswild", "stsmismatch", "ststesting", "stsnone", "stsmalformed", "stsmissing",
+           "stsredirect", "stswebpki", "stscert", "ststxtbad", "ststwotxt", "stsbig"]
+
+
+def sec_dns_checks():
+    C = ENV["CERTS_DIR"]
+    crt = lambda n: os.path.join(C, n + ".crt")
+    for d, (h, addr) in SEC_DOMAINS.items():
+        st, fl, an = dig("+dnssec", "mx", d + ".test")
+        check("dns %s.test MX %s.test (ad)" % (d, h), st == "NOERROR" and "ad" in fl and rdata(an, "MX") == ["10 %s.test." % h], (st, fl, rdata(an, "MX")))
+        st, fl, an = dig("+dnssec", "a", h + ".test")
+        check("dns %s.test A %s (ad)" % (h, addr), st == "NOERROR" and "ad" in fl and rdata(an, "A") == [addr], (st, fl, rdata(an, "A")))
+    st, fl, an = dig("+dnssec", "mx", "daneinsecure.test")
+    check("dns daneinsecure.test MX mx-dane.unsigned.test (ad)", st == "NOERROR" and "ad" in fl and rdata(an, "MX") == ["10 mx-dane.unsigned.test."], (st, fl))
+    st, fl, an = dig("+dnssec", "a", "mx-dane.unsigned.test")
+    check("dns mx-dane.unsigned.test A 127.25.0.23 insecure (no ad)", st == "NOERROR" and "ad" not in fl and rdata(an, "A") == ["127.25.0.23"], (st, fl))
+    st, fl, an = dig("+dnssec", "tlsa", "_25._tcp.mx-dane.unsigned.test")
+    check("dns mx-dane.unsigned.test TLSA 3 1 1 (its key) insecure (no ad)", st == "NOERROR" and "ad" not in fl
+          and tlsa(an) == ["3 1 1 " + spki_sha256(crt("mx-dane-unsigned"))], (st, fl, tlsa(an)))
+
+    want = {
+        "mx-dane": ["3 1 1 " + spki_sha256(crt("mx-dane"))],
+        "mx-dane2": sorted(["3 1 1 " + spki_sha256(crt("mx-dane2")), "3 1 1 " + spki_sha256(os.path.join(C, "mx-dane2-next.key"))]),
+        "mx-dane-ta": sorted(["2 1 1 " + spki_sha256(ENV["INTERMEDIATE_CA_FILE"]), "3 1 1 " + spki_sha256(crt("mx-dane-ta"))]),
+        "mx-dane-unusable": sorted(["1 1 1 " + spki_sha256(crt("mx-dane-unusable")), "0 0 1 " + cert_sha256(ENV["CA_FILE"])]),
+        "mx-dane-expired": ["3 1 1 " + spki_sha256(crt("mx-dane-expired"))],
+        "mx-dane-plain": ["3 1 1 " + spki_sha256(crt("mx-dane"))],
+    }
+    for h, recs in want.items():
+        st, fl, an = dig("+dnssec", "tlsa", "_25._tcp.%s.test" % h)
+        check("dns _25._tcp.%s.test TLSA %s (ad)" % (h, [r[:5] for r in recs]), st == "NOERROR" and "ad" in fl and tlsa(an) == recs, (st, fl, tlsa(an), recs))
+    st, fl, an = dig("+dnssec", "tlsa", "_25._tcp.mx-dane-mismatch.test")
+    mine = set(spki_sha256(os.path.join(C, n + ".key")) for n in (
+        "mx-dane-mismatch", "mx-dane", "mx-dane2", "mx-dane2-next", "mx-dane-ta", "mx-dane-unusable",
+        "mx-dane-expired", "mx-dane-unsigned", "mx-tlsabogus", "mx-valid"))
+    recs = tlsa(an)
+    check("dns _25._tcp.mx-dane-mismatch.test TLSA 3 1 1 of no key of ours (ad)", st == "NOERROR" and "ad" in fl and len(recs) == 1
+          and recs[0].startswith("3 1 1 ") and len(recs[0]) == 6 + 64 and recs[0][6:] not in mine, (st, fl, recs))
+    st, fl, an = dig("+dnssec", "tlsa", "_25._tcp.mx-tlsabogus.test")
+    check("dns _25._tcp.mx-tlsabogus.test TLSA SERVFAIL (bogus RRSIG)", st == "SERVFAIL", st)
+    st, fl, an = dig("+dnssec", "+cd", "tlsa", "_25._tcp.mx-tlsabogus.test")
+    check("dns _25._tcp.mx-tlsabogus.test TLSA +cd answers its key", st == "NOERROR" and tlsa(an) == ["3 1 1 " + spki_sha256(crt("mx-tlsabogus"))], (st, tlsa(an)))
+    # Hosts that must stay without TLSA (NODATA or NXDOMAIN, validated).
+    for h in ("mx-valid", "mx-selfsigned", "mx-plain", "mx-expiring", "mx-sha1", "mx-staticrsa"):
+        st, fl, an = dig("+dnssec", "tlsa", "_25._tcp.%s.test" % h)
+        check("dns _25._tcp.%s.test has no TLSA (ad)" % h, st in ("NOERROR", "NXDOMAIN") and "ad" in fl and not tlsa(an), (st, fl, tlsa(an)))
+
+    # MTA-STS and TLSRPT records.
+    for d in STS_WEB:
+        st, fl, an = dig("+dnssec", "mx", d + ".test")
+        mx = "mx-selfsigned.test." if d == "stscert" else "mx-valid.test."
+        check("dns %s.test MX %s (ad)" % (d, mx), st == "NOERROR" and "ad" in fl and rdata(an, "MX") == ["10 " + mx], (st, fl, rdata(an, "MX")))
+        st, fl, an = dig("a", "mta-sts.%s.test" % d)
+        check("dns mta-sts.%s.test A %s" % (d, ENV["NGINX_ADDR"]), rdata(an, "A") == [ENV["NGINX_ADDR"]], rdata(an, "A"))
+        st, fl, an = dig("+dnssec", "txt", "_mta-sts.%s.test" % d)
+        t = txt(an)
+        if d == "ststxtbad":
+            ok = t == ["v=STSv1;"]
+        elif d == "ststwotxt":
+            ok = len(t) == 2 and all(x.startswith("v=STSv1; id=") for x in t)
+        else:
+            ok = len(t) == 1 and t[0].startswith("v=STSv1; id=") and t[0][12:].isalnum() and len(t[0][12:]) <= 32
+        check("dns _mta-sts.%s.test TXT %s (ad)" % (d, t), ok and "ad" in fl, (st, fl, t))
+    for d in ("valid", "shared1", "x.unsigned"):
+        st, fl, an = dig("txt", "_mta-sts.%s.test" % d)
+        check("dns _mta-sts.%s.test has no TXT" % d, st in ("NOERROR", "NXDOMAIN") and not txt(an), (st, txt(an)))
+    rpt = {
+        "stsenforce": ["v=TLSRPTv1; rua=mailto:tlsrpt@stsenforce.test"],
+        "rptgood": ["v=TLSRPTv1; rua=mailto:tlsrpt@rptgood.test,https://report.rptgood.test/tlsrpt"],
+        "rptbad": ["v=TLSRPTv1; rua=ftp://x.test/"],
+        "rpttwo": ["v=TLSRPTv1; rua=mailto:a@rpttwo.test", "v=TLSRPTv1; rua=mailto:b@rpttwo.test"],
+    }
+    for d, recs in rpt.items():
+        st, fl, an = dig("+dnssec", "txt", "_smtp._tls.%s.test" % d)
+        check("dns _smtp._tls.%s.test TXT (%d record%s, ad)" % (d, len(recs), "s" if len(recs) > 1 else ""), "ad" in fl and txt(an) == recs, (st, fl, txt(an)))
+    for d in ("rptgood", "rptbad", "rpttwo"):
+        st, fl, an = dig("+dnssec", "mx", d + ".test")
+        check("dns %s.test MX mx-valid.test (ad)" % d, "ad" in fl and rdata(an, "MX") == ["10 mx-valid.test."], (st, fl))
+    st, fl, an = dig("txt", "_smtp._tls.valid.test")
+    check("dns _smtp._tls.valid.test has no TXT", not txt(an), txt(an))
+
+
+def peer_cert_text(der):
+    return subprocess.run(["openssl", "x509", "-noout", "-text"], input=ssl.DER_cert_to_PEM_cert(der),
+                          capture_output=True, text=True).stdout
+
+
+def sec_smtp_checks():
+    A = lambda k: ENV["ADDR_" + k]
+    C = ENV["CERTS_DIR"]
+    crt = lambda n: os.path.join(C, n + ".crt")
+    for key, host in (("DANE", "mx-dane.test"), ("DANE2", "mx-dane2.test"), ("DANE_TA", "mx-dane-ta.test"),
+                      ("DANE_MISMATCH", "mx-dane-mismatch.test"), ("DANE_UNUSABLE", "mx-dane-unusable.test"),
+                      ("TLSABOGUS", "mx-tlsabogus.test"), ("DANE_UNSIGNED", "mx-dane.unsigned.test")):
+        ehlo, r = starttls(A(key), host, ctx_verify())
+        check("postfix %s: STARTTLS, PKIX-valid for %s" % (key.lower(), host), isinstance(r, tuple), r)
+
+    def dane(addr, host, recs):
+        return s_client(addr, host, "-dane_tlsa_domain", host, *dane_args(recs))
+    out = dane(A("DANE"), "mx-dane.test", ["3 1 1 " + spki_sha256(crt("mx-dane"))])
+    check("dane mx-dane.test: DANE-EE 3 1 1 matches", "Verification: OK" in out and "matched EE certificate" in out, out[-300:])
+    out = dane(A("DANE2"), "mx-dane2.test", ["3 1 1 " + spki_sha256(os.path.join(C, "mx-dane2-next.key"))])
+    check("dane mx-dane2.test: the next key alone does not match (not in use yet)", "no matching DANE TLSA records" in out, out[-300:])
+    out = dane(A("DANE2"), "mx-dane2.test", ["3 1 1 " + spki_sha256(crt("mx-dane2"))])
+    check("dane mx-dane2.test: the current key matches", "Verification: OK" in out and "matched EE certificate" in out, out[-300:])
+    out = dane(A("DANE_UNUSABLE"), "mx-dane-unusable.test", ["1 1 1 " + spki_sha256(crt("mx-dane-unusable"))])
+    check("dane mx-dane-unusable.test: its 1 1 1 record would match as PKIX-EE", "Verification: OK" in out and "matched EE certificate" in out, out[-300:])
+    out = dane(A("TLSABOGUS"), "mx-tlsabogus.test", ["3 1 1 " + spki_sha256(crt("mx-tlsabogus"))])
+    check("dane mx-tlsabogus.test: the (bogus) record would match", "Verification: OK" in out and "matched EE certificate" in out, out[-300:])
+    out = dane(A("DANE_TA"), "mx-dane-ta.test", ["2 1 1 " + spki_sha256(ENV["INTERMEDIATE_CA_FILE"])])
+    check("dane mx-dane-ta.test: DANE-TA 2 1 1 matches the intermediate", "Verification: OK" in out and "matched TA certificate" in out, out[-300:])
+    out = s_client(A("DANE_TA"), "mx-dane-ta.test", "-showcerts")
+    check("postfix dane_ta: sends leaf + intermediate", out.count("-----BEGIN CERTIFICATE-----") == 2
+          and " 1 s:CN = mxscan Test Intermediate CA" in out and "Verify return code: 0 (ok)" in out, out[-300:])
+    out = dane(A("DANE_MISMATCH"), "mx-dane-mismatch.test", ["3 1 1 " + "00" * 32])
+    check("dane mx-dane-mismatch.test: a foreign 3 1 1 does not match", "no matching DANE TLSA records" in out, out[-300:])
+    out = dane(A("DANE_EXPIRED"), "mx-dane-expired.test", ["3 1 1 " + spki_sha256(crt("mx-dane-expired"))])
+    check("dane mx-dane-expired.test: DANE-EE matches despite the expired cert", "Verification: OK" in out and "matched EE certificate" in out, out[-300:])
+    ehlo, r = starttls(A("DANE_EXPIRED"), "mx-dane-expired.test", ctx_verify())
+    check("postfix dane_expired: PKIX says expired", isinstance(r, ssl.SSLCertVerificationError) and "expired" in str(r), r)
+    c = Conn(A("PLAIN")); c.reply(); e = c.cmd("EHLO selfcheck.test"); c.cmd("QUIT"); c.close()
+    check("postfix mx-dane-plain.test (= plain): no STARTTLS", not any("STARTTLS" in l for l in e), e)
+
+    ehlo, r = starttls(A("EXPIRING"), "mx-expiring.test", ctx_verify())
+    ok = isinstance(r, tuple)
+    if ok:
+        na = [l for l in peer_cert_text(r[2]).splitlines() if "Not After" in l]
+        left = (ssl.cert_time_to_seconds(na[0].split(":", 1)[1].strip()) - time.time()) / 86400 if na else -1
+        ok = 4 < left < 6
+        r = "%.2f days left" % left
+    check("postfix expiring: PKIX-valid, expires in 4-6 days", ok, r)
+    ehlo, r = starttls(A("FUTURE"), "mx-future.test", ctx_verify())
+    check("postfix future: PKIX says not yet valid", isinstance(r, ssl.SSLCertVerificationError) and "not yet valid" in str(r), r)
+    ehlo, r = starttls(A("SHA1"), "mx-sha1.test", ctx_verify())
+    check("postfix sha1: default verification rejects the SHA-1 signature", isinstance(r, ssl.SSLCertVerificationError) and "too weak" in str(r), r)
+    ehlo, r = starttls(A("SHA1"), "mx-sha1.test", ctx_verify(legacy=True))
+    check("postfix sha1: valid at SECLEVEL=0, signed ecdsa-with-SHA1", isinstance(r, tuple) and "ecdsa-with-SHA1" in peer_cert_text(r[2]), r)
+    ehlo, r = starttls(A("STATICRSA"), "mx-staticrsa.test", ctx_verify())
+    ok = isinstance(r, tuple) and r[0] == "TLSv1.2" and r[1] in ("AES256-GCM-SHA384", "AES128-GCM-SHA256")
+    if ok:
+        v = subprocess.run(["openssl", "ciphers", "-v", r[1]], capture_output=True, text=True).stdout
+        txt_ = peer_cert_text(r[2])
+        ok = "Kx=RSA " in v and "rsaEncryption" in txt_ and "2048 bit" in txt_
+    check("postfix staticrsa: TLSv1.2, static RSA key exchange (Kx=RSA), RSA 2048", ok, r)
+    ctx = ctx_verify(); ctx.set_ciphers("ECDHE:DHE:!aNULL")
+    ehlo, r = starttls(A("STATICRSA"), "mx-staticrsa.test", ctx)
+    check("postfix staticrsa: no forward-secret TLS 1.2 suite", isinstance(r, Exception), r)
+    ctx = ctx_verify(); ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ehlo, r = starttls(A("STATICRSA"), "mx-staticrsa.test", ctx)
+    check("postfix staticrsa: TLS 1.3 refused", isinstance(r, Exception), r)
+
+    if ENV.get("TESTNET_OCSP") == "1":
+        for key, host, status in (("OCSP", "mx-ocsp.test", "Cert Status: good"),
+                                  ("OCSP_REVOKED", "mx-ocsprevoked.test", "Cert Status: revoked")):
+            out = s_client(A(key), host, "-status")
+            check("ocsp %s: staple '%s', chain PKIX-valid" % (host, status), "OCSP Response Status: successful" in out
+                  and status in out and "Verify return code: 0 (ok)" in out, out[-400:])
+        out = s_client(A("OCSP"), "mx-ocsp.test")
+        check("ocsp mx-ocsp.test: no staple when not asked", "OCSP Response Status" not in out and "Verify return code: 0 (ok)" in out, out[-300:])
+        der = os.path.join(ENV["OCSP_DIR"], "mx-ocsp.der")
+        out = subprocess.run(["openssl", "ocsp", "-respin", der, "-issuer", ENV["CA_FILE"], "-cert", crt("mx-ocsp"),
+                              "-CAfile", ENV["CA_FILE"]], capture_output=True, text=True).stdout + ""
+        check("ocsp mx-ocsp.der verifies against the test CA", ": good" in out, out)
+    else:
+        print("skip ocsp checks (TESTNET_OCSP=0: no bench_smtpd with --ocsp)")
+
+
+def https_get(host, path="/.well-known/mta-sts.txt", verify=True):
+    """GET https://host/path from nginx (NGINX_ADDR, SNI host). Returns (status, headers, body) or an exception."""
+    if verify:
+        ctx = ssl.create_default_context(cafile=ENV["CA_FILE"])
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    try:
+        s = socket.create_connection((ENV["NGINX_ADDR"], int(ENV.get("NGINX_PORT", "443"))), timeout=5)
+        ss = ctx.wrap_socket(s, server_hostname=host)
+        ss.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, host)).encode())
+        data = b""
+        while True:
+            d = ss.recv(65536)
+            if not d:
+                break
+            data += d
+        ss.close()
+    except (ssl.SSLError, OSError) as e:
+        return e
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+def policy(*lines):
+    return "".join(l + "\r\n" for l in lines).encode()
+
+
+def sts_web_checks():
+    enforce = policy("version: STSv1", "mode: enforce", "mx: mx-valid.test", "max_age: 86400")
+    want = {
+        "stsenforce": enforce,
+        "stswild": policy("version: STSv1", "mode: enforce", "mx: *.test", "max_age: 86400"),
+        "stsmismatch": policy("version: STSv1", "mode: enforce", "mx: mx-other.test", "max_age: 86400"),
+        "ststesting": policy("version: STSv1", "mode: testing", "mx: mx-valid.test", "max_age: 86400"),
+        "stsnone": policy("version: STSv1", "mode: none", "max_age: 86400"),
+        "stsmalformed": policy("version: STSv9", "mode: maybe"),
+        "stscert": policy("version: STSv1", "mode: enforce", "mx: mx-selfsigned.test", "max_age: 86400"),
+        "ststxtbad": enforce, "ststwotxt": enforce,
+    }
+    for d, body in want.items():
+        r = https_get("mta-sts.%s.test" % d)
+        check("nginx mta-sts.%s.test: 200 text/plain, policy as intended" % d, isinstance(r, tuple) and r[0] == 200
+              and r[1].get("content-type", "").startswith("text/plain") and r[2] == body, r if not isinstance(r, tuple) else r[:2])
+    r = https_get("mta-sts.stsmissing.test")
+    check("nginx mta-sts.stsmissing.test: 404", isinstance(r, tuple) and r[0] == 404, r if not isinstance(r, tuple) else r[:2])
+    r = https_get("mta-sts.stsredirect.test")
+    check("nginx mta-sts.stsredirect.test: 301 to mta-sts.stsenforce.test", isinstance(r, tuple) and r[0] == 301
+          and r[1].get("location") == "https://mta-sts.stsenforce.test/.well-known/mta-sts.txt", r if not isinstance(r, tuple) else r[:2])
+    r = https_get("mta-sts.stswebpki.test")
+    check("nginx mta-sts.stswebpki.test: certificate not trusted (self-signed)", isinstance(r, ssl.SSLCertVerificationError) and "self" in str(r).lower(), r)
+    r = https_get("mta-sts.stswebpki.test", verify=False)
+    check("nginx mta-sts.stswebpki.test: unverified, serves an enforce policy", isinstance(r, tuple) and r[0] == 200 and r[2] == enforce,
+          r if not isinstance(r, tuple) else r[:2])
+    r = https_get("mta-sts.stsbig.test")
+    check("nginx mta-sts.stsbig.test: 200, body over 64 KiB starting with an enforce policy", isinstance(r, tuple) and r[0] == 200
+          and len(r[2]) > 65536 and r[2].startswith(enforce), r if not isinstance(r, tuple) else (r[0], len(r[2])))
+    r = https_get("mta-sts.stsenforce.test", "/other")
+    check("nginx: other paths are 404", isinstance(r, tuple) and r[0] == 404, r if not isinstance(r, tuple) else r[:2])
+
+
 def main():
     load_env(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.environ["TESTNET_DIR"], "env"))
     t0 = time.time()
     dns_checks()
+    sec_dns_checks()
     postfix_checks()
+    sec_smtp_checks()
+    sts_web_checks()
     fake_checks()
     passed = sum(1 for _, ok in RESULTS if ok)
     failed = len(RESULTS) - passed

@@ -19,6 +19,10 @@
  * clients that vanish without a FIN. A session owns its two handles by value
  * and is freed in the last close callback, never under its own stack frame.
  *
+ * With --ocsp FILE the server staples the DER OCSP response in FILE to every
+ * handshake whose client asks for one (status_request, RFC 6066 8): the
+ * loopback test network uses that for its OCSP postures.
+ *
  * Only loopback (127.0.0.0/8) addresses are accepted for --listen. SIGINT or
  * SIGTERM closes every handle, prints counters on stderr and exits 0, so the
  * server can be run under valgrind or ASan to check for leaks.
@@ -42,6 +46,7 @@
 #define WRITE_QUEUE_MAX (256 * 1024) /* queued bytes before a slow reader is dropped */
 #define MAX_LISTENERS   65536
 #define BACKLOG         4096
+#define OCSP_MAX_LEN    (1024 * 1024) /* largest --ocsp file accepted */
 
 static const char EHLO_PLAIN[] = "250-bench\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
                                  "250-STARTTLS\r\n250 8BITMIME\r\n";
@@ -102,6 +107,8 @@ struct stats {
 struct server {
     uv_loop_t *loop;
     SSL_CTX *ctx;
+    unsigned char *ocsp; /* DER OCSP response to staple (--ocsp), or NULL */
+    size_t ocsp_len;
     uv_tcp_t *listeners;
     size_t n_listeners;
     uv_signal_t sigint, sigterm, sigusr1;
@@ -132,11 +139,13 @@ static void usage(int code)
     fprintf(code ? stderr : stdout,
             "usage: bench_smtpd --cert FILE --key FILE --listen ADDRS [--port N]\n"
             "                   [--pidfile FILE] [--idle-timeout SECONDS] [--tickets N]\n"
+            "                   [--ocsp FILE]\n"
             "  ADDRS: comma list of IPv4 loopback addresses or ranges A-B,\n"
             "         e.g. 127.26.0.1-127.26.0.100,127.26.1.1\n"
             "  --port         TCP port (default 25)\n"
             "  --idle-timeout drop a session idle this long (default 30)\n"
-            "  --tickets      TLS 1.3 session tickets sent per handshake (default: OpenSSL's)\n");
+            "  --tickets      TLS 1.3 session tickets sent per handshake (default: OpenSSL's)\n"
+            "  --ocsp         staple this DER OCSP response when the client asks for one\n");
     exit(code);
 }
 
@@ -556,6 +565,46 @@ static uint32_t *parse_listen(const char *spec, size_t *count)
     return list;
 }
 
+/* Reads the whole of a DER OCSP response file into memory. */
+static unsigned char *read_ocsp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        die("cannot open OCSP response %s: %s", path, strerror(errno));
+    unsigned char *buf = malloc(OCSP_MAX_LEN + 1);
+    if (buf == NULL)
+        die("out of memory");
+    size_t n = fread(buf, 1, OCSP_MAX_LEN + 1, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err)
+        die("cannot read OCSP response %s", path);
+    if (n == 0)
+        die("OCSP response %s is empty", path);
+    if (n > OCSP_MAX_LEN)
+        die("OCSP response %s is larger than %d bytes", path, OCSP_MAX_LEN);
+    *len = n;
+    return buf;
+}
+
+/* Staples the --ocsp response when the client sent status_request. OpenSSL
+ * takes ownership of the buffer it is given, so each handshake gets a copy. */
+static int on_status_request(SSL *ssl, void *arg)
+{
+    const struct server *srv = arg;
+    if (SSL_get_tlsext_status_type(ssl) != TLSEXT_STATUSTYPE_ocsp)
+        return SSL_TLSEXT_ERR_NOACK;
+    unsigned char *copy = OPENSSL_malloc(srv->ocsp_len);
+    if (copy == NULL)
+        return SSL_TLSEXT_ERR_NOACK; /* no staple rather than a failed handshake */
+    memcpy(copy, srv->ocsp, srv->ocsp_len);
+    if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)srv->ocsp_len) != 1) {
+        OPENSSL_free(copy);
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
 /* Builds the server TLS context: TLS 1.2 and 1.3, default ciphers. */
 static SSL_CTX *server_ctx_new(const char *cert, const char *key, int tickets)
 {
@@ -591,7 +640,7 @@ static void write_pidfile(const char *path)
 /* Parses the flags, listens everywhere, runs the loop until a signal. */
 int main(int argc, char **argv)
 {
-    const char *cert = NULL, *key = NULL, *listen = NULL, *pidfile = NULL;
+    const char *cert = NULL, *key = NULL, *listen = NULL, *pidfile = NULL, *ocsp = NULL;
     int port = 25, tickets = -1;
     double idle_s = 30;
     for (int i = 1; i < argc; i++) {
@@ -615,6 +664,8 @@ int main(int argc, char **argv)
             idle_s = atof(v);
         else if (strcmp(a, "--tickets") == 0)
             tickets = atoi(v);
+        else if (strcmp(a, "--ocsp") == 0)
+            ocsp = v;
         else
             usage(2);
     }
@@ -630,6 +681,11 @@ int main(int argc, char **argv)
     srv.loop->data = &srv;
     srv.idle_ms = (uint64_t)(idle_s * 1000);
     srv.ctx = server_ctx_new(cert, key, tickets);
+    if (ocsp != NULL) {
+        srv.ocsp = read_ocsp(ocsp, &srv.ocsp_len);
+        SSL_CTX_set_tlsext_status_cb(srv.ctx, on_status_request);
+        SSL_CTX_set_tlsext_status_arg(srv.ctx, &srv);
+    }
     signal(SIGPIPE, SIG_IGN);
 
     uint32_t *addrs = parse_listen(listen, &srv.n_listeners);
@@ -671,6 +727,7 @@ int main(int argc, char **argv)
     uv_loop_close(srv.loop);
     free(srv.listeners);
     SSL_CTX_free(srv.ctx);
+    free(srv.ocsp);
     if (pidfile)
         unlink(pidfile);
     return 0;
