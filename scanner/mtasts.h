@@ -22,13 +22,13 @@
 #include "scanner/dns.h"
 #include "scanner/ratelimit.h"
 
-#define STS_ID_MAX        32       /* sts-id = 1*32(ALPHA / DIGIT), RFC 8461 3.1 */
-#define STS_MX_MAX        64       /* mx: patterns kept; a policy with more is invalid */
-#define STS_LINE_MAX      1000     /* policy line length cap, terminator excluded */
-#define STS_MAX_AGE_MAX   31557600 /* RFC 8461 3.2: about one year */
-#define STS_BODY_DEFAULT  65536    /* policy size cap unless sts_opts_t says otherwise */
-#define STS_TIMEOUT_DEF   10000    /* fetch deadline (ms) unless sts_opts_t says otherwise */
-#define STS_ERROR_MAX     256      /* fetch error text, at least curl's CURL_ERROR_SIZE */
+#define STS_ID_MAX       32       /* sts-id = 1*32(ALPHA / DIGIT), RFC 8461 3.1 */
+#define STS_MX_MAX       64       /* mx: patterns kept; a policy with more is invalid */
+#define STS_LINE_MAX     1000     /* policy line length cap, terminator excluded */
+#define STS_MAX_AGE_MAX  31557600 /* RFC 8461 3.2: about one year */
+#define STS_BODY_DEFAULT 65536    /* policy size cap unless sts_opts_t says otherwise */
+#define STS_TIMEOUT_DEF  10000    /* fetch deadline (ms) unless sts_opts_t says otherwise */
+#define STS_ERROR_MAX    256      /* fetch error text, at least curl's CURL_ERROR_SIZE */
 
 /* Emitter of one finding: a FINDINGS.md code and a detail text. */
 typedef void (*sts_emit_fn)(void *ctx, const char *code, const char *detail);
@@ -117,11 +117,11 @@ typedef struct sts_result {
     /* the policy fetch (done only for a valid TXT record) */
     sts_fetch_status_t fetch_status;
     char fetch_error[STS_ERROR_MAX]; /* verbatim from curl, or what we saw */
-    char fetch_ip[46];                     /* address the policy host was reached at */
-    long http_status;                      /* 0 without a response */
-    int webpki_valid;                      /* 1, 0, or -1 when TLS was not reached */
-    double t_fetch;                        /* ms from the connection grant to the end, -1 */
-    char *body;                            /* the body of a 200 response (malloc, capped) */
+    char fetch_ip[46];               /* address the policy host was reached at */
+    long http_status;                /* 0 without a response */
+    int webpki_valid;                /* 1, 0, or -1 when TLS was not reached */
+    double t_fetch;                  /* ms from the connection grant to the end, -1 */
+    char *body;                      /* the body of a 200 response (malloc, capped) */
     size_t body_len;
     /* the policy (parsed only after a successful fetch) */
     int policy_valid; /* 1, 0, or -1 when not parsed */
@@ -170,11 +170,16 @@ void sts_free(sts_t *s);
  * sts.mode.testing, sts.mode.none; dns.error when the TXT lookup itself
  * failed (the check could not run, so it is not reported as "none").
  * Nothing for a cancelled check. */
+/* A deep copy of a result, for a caller that keeps it past the callback;
+ * sts_result_clear frees the copy. Returns 0, or -1 out of memory. */
+int sts_result_copy(sts_result_t *dst, const sts_result_t *src);
+void sts_result_clear(sts_result_t *r);
+
 void sts_findings(const sts_result_t *r, sts_emit_fn emit, void *ctx);
 /* Per-MX findings under a valid enforce or testing policy: sts.mx.mismatch
- * when mx_host matches no mx: pattern, sts.mx.cert when it matches but its
- * certificate failed PKIX (mx_pkix_valid == 0; -1 for "not known" emits
- * nothing). */
+ * when mx_host matches no mx: pattern, else sts.mx.cert when its
+ * certificate failed PKIX (mx_pkix_valid == 0; -1, "not known", is no
+ * failure). Nothing under mode none, an invalid policy or a cancelled check. */
 void sts_mx_findings(const sts_result_t *r, const char *mx_host, int mx_pkix_valid,
                      sts_emit_fn emit, void *ctx);
 

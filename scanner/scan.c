@@ -36,6 +36,8 @@
 #include "scanner/dns.h"
 #include "scanner/grade.h"
 #include "scanner/log.h"
+#include "scanner/mtasts.h"
+#include "scanner/tlsrpt.h"
 #include "scanner/smtp.h"
 #include "scanner/strbuf.h"
 #include "scanner/tls.h"
@@ -86,6 +88,11 @@ typedef struct domain_task {
     int dns_failed;
     finding_t *findings;
     int n_crit, n_warn, n_info;
+    /* MTA-STS (RFC 8461) and TLSRPT (RFC 8460), looked up beside the hosts */
+    int have_sts, have_rpt;
+    sts_result_t sts;
+    tlsrpt_t rpt;
+    dns_status_t rpt_status;
 } domain_task_t;
 
 typedef struct host_task host_task_t;
@@ -145,6 +152,7 @@ struct scan {
     db_t *db;
     dns_t *dns;
     rl_t *rl;
+    sts_t *sts;
     cache_t *cache;
     SSL_CTX *ssl_ctx;
     smtp_opts_t smtp;
@@ -1121,7 +1129,122 @@ static void domain_free(domain_task_t *d)
         free(f);
         f = n;
     }
+    if (d->have_sts) {
+        sts_result_clear(&d->sts);
+    }
+    tlsrpt_clear(&d->rpt);
     free(d);
+}
+
+/* Emits a domain finding (a verdict_emit_fn for domain-level checks). */
+static void dom_emit(void *ctx, const char *code, const char *detail)
+{
+    domain_finding(ctx, code, NULL, detail);
+}
+
+typedef struct dom_host_emit {
+    domain_task_t *d;
+    const char *host;
+    int n;
+} dom_host_emit_t;
+
+/* Emits a domain finding about one of its MX hosts, and counts it. */
+static void dom_host_emit(void *ctx, const char *code, const char *detail)
+{
+    dom_host_emit_t *e = ctx;
+    domain_finding(e->d, code, e->host, detail);
+    e->n++;
+}
+
+/* MTA-STS verdicts of a domain (RFC 8461 4.1, 4.2), into the facts the
+ * posture is decided from. A published record whose policy cannot be had
+ * (fetch or WebPKI failure) counts as broken: RFC 8461 5 has senders with
+ * a cached policy keep enforcing it while the fetch fails. */
+static void domain_sts_verdict(domain_task_t *d, domain_facts_t *facts)
+{
+    const sts_result_t *r = &d->sts;
+    sts_findings(r, dom_emit, d);
+    if (r->txt_parsed.status == STS_TXT_VALID && r->fetch_status != STS_FETCH_OK) {
+        facts->sts_broken = 1;
+        return;
+    }
+    if (r->policy_valid != 1 ||
+        (r->policy.mode != STS_MODE_ENFORCE && r->policy.mode != STS_MODE_TESTING)) {
+        return;
+    }
+    int failures = 0, checked = 0;
+    for (int i = 0; i < d->nmx; i++) {
+        const host_summary_t *s = &d->mx[i].sum;
+        /* The MX must show a PKIX-valid certificate for its name on every
+         * endpoint that did TLS (RFC 8461 4.2). */
+        int pkix = !d->mx[i].iplit && s->n_tls > 0 && s->n_pkix_valid == s->n_tls;
+        dom_host_emit_t e = {d, d->mx[i].host, 0};
+        sts_mx_findings(r, d->mx[i].host, pkix, dom_host_emit, &e);
+        failures += e.n;
+        checked++;
+    }
+    if (r->policy.mode == STS_MODE_ENFORCE) {
+        if (failures) {
+            facts->sts_broken = 1;
+        } else if (checked) {
+            facts->sts_enforce_ok = 1;
+        }
+    } else if (!failures && checked) {
+        facts->sts_testing_ok = 1;
+    }
+}
+
+/* Adds the mta_sts and tlsrpt rows of a domain to its batch. */
+static void put_policies(domain_task_t *d, db_batch_t *b)
+{
+    if (d->have_sts) {
+        const sts_result_t *r = &d->sts;
+        db_row(b, "mta_sts", 0);
+        db_text(b, "domain", d->name);
+        db_text(b, "txt_rcode", dns_status_name(r->txt_status));
+        db_text(b, "txt", r->txt);
+        db_text(b, "txt_id", r->txt_parsed.status == STS_TXT_VALID ? r->txt_parsed.id : NULL);
+        db_int(b, "txt_valid", r->txt_parsed.status == STS_TXT_VALID);
+        if (r->fetch_status != STS_FETCH_NONE) {
+            db_text(b, "fetch_status", sts_fetch_status_name(r->fetch_status));
+            db_text(b, "fetch_error", r->fetch_error[0] ? r->fetch_error : NULL);
+            if (r->http_status) {
+                db_int(b, "http_status", r->http_status);
+            }
+            if (r->webpki_valid >= 0) {
+                db_int(b, "webpki_valid", r->webpki_valid);
+            }
+        }
+        if (r->body) {
+            db_textn(b, "policy", r->body, r->body_len);
+        }
+        if (r->policy_valid >= 0) {
+            char *mx = sts_mx_json(&r->policy);
+            db_text(b, "version", r->policy.version[0] ? r->policy.version : NULL);
+            db_text(b, "mode",
+                    r->policy.mode != STS_MODE_UNSET ? sts_mode_name(r->policy.mode) : NULL);
+            if (r->policy.max_age >= 0) {
+                db_int(b, "max_age", r->policy.max_age);
+            }
+            db_text(b, "mx", mx);
+            db_int(b, "policy_valid", r->policy_valid);
+            db_text(b, "policy_error", r->policy_error[0] ? r->policy_error : NULL);
+            free(mx);
+        }
+    }
+    if (d->have_rpt) {
+        db_row(b, "tlsrpt", 0);
+        db_text(b, "domain", d->name);
+        db_text(b, "txt_rcode", dns_status_name(d->rpt_status));
+        db_text(b, "record", d->rpt.record);
+        if (d->rpt.status != TLSRPT_NONE) {
+            db_int(b, "valid", d->rpt.status == TLSRPT_VALID);
+        }
+        db_text(b, "error", d->rpt.error[0] ? d->rpt.error : NULL);
+        char *rua = tlsrpt_rua_json(&d->rpt);
+        db_text(b, "rua", rua);
+        free(rua);
+    }
 }
 
 /* All of a domain's hosts are known: judge it and store it. */
@@ -1168,6 +1291,9 @@ static void domain_finish(domain_task_t *d)
     if (any_addr && !any_v6) {
         domain_finding(d, "net.ipv6.none", NULL, "no MX host has an AAAA record");
     }
+    if (d->have_sts) {
+        domain_sts_verdict(d, &facts);
+    }
     const char *posture = verdict_posture(&facts);
     for (size_t i = 0; i < NPOSTURES; i++) {
         if (strcmp(postures[i], posture) == 0) {
@@ -1188,6 +1314,12 @@ static void domain_finish(domain_task_t *d)
     db_int(b, "n_warn", d->n_warn);
     db_int(b, "n_info", d->n_info);
     db_text(b, "mx_kind", d->mx_kind);
+    if (d->have_sts && d->sts.policy_valid == 1) {
+        db_text(b, "sts_mode", sts_mode_name(d->sts.policy.mode));
+    }
+    if (d->have_rpt && d->rpt.status != TLSRPT_NONE) {
+        db_int(b, "tlsrpt", d->rpt.status == TLSRPT_VALID);
+    }
     db_text(b, "mx_rcode", dns_status_name(d->mx_status));
     if (d->mx_status == DNS_NOERROR || d->mx_status == DNS_NODATA || d->mx_status == DNS_NXDOMAIN) {
         db_text(b, "mx_dnssec", d->mx_ad ? "secure" : "insecure");
@@ -1203,6 +1335,7 @@ static void domain_finish(domain_task_t *d)
         db_int(b, "preference", d->mx[i].pref);
         db_int(b, "implicit", strcmp(d->mx_kind, "implicit") == 0);
     }
+    put_policies(d, b);
     for (finding_t *f = d->findings; f; f = f->next) {
         put_finding(sc, b, d->name, f->host, NULL, 0, f->code, f->detail);
     }
@@ -1228,6 +1361,18 @@ typedef struct mx_wait {
     int i;
 } mx_wait_t;
 
+/* One of the things a domain waits on is done: finish it after the last. */
+static void domain_pending_done(domain_task_t *d)
+{
+    if (--d->pending == 0) {
+        if (d->sc->interrupted) {
+            domain_drop(d);
+        } else {
+            domain_finish(d);
+        }
+    }
+}
+
 /* A host a domain waits on is done. */
 static void mx_wait_cb(void *arg, const host_summary_t *sum)
 {
@@ -1236,13 +1381,43 @@ static void mx_wait_cb(void *arg, const host_summary_t *sum)
     d->mx[w->i].sum = *sum;
     d->mx[w->i].waiting = 0;
     free(w);
-    if (--d->pending == 0) {
-        if (d->sc->interrupted) {
-            domain_drop(d);
-        } else {
-            domain_finish(d);
-        }
+    domain_pending_done(d);
+}
+
+/* The MTA-STS check of a domain is done. */
+static void domain_sts_cb(void *arg, const sts_result_t *r)
+{
+    domain_task_t *d = arg;
+    if (!r->cancelled && !d->sc->interrupted && sts_result_copy(&d->sts, r) == 0) {
+        d->have_sts = 1;
     }
+    domain_pending_done(d);
+}
+
+/* The _smtp._tls TXT answer of a domain (RFC 8460 3). */
+static void domain_rpt_cb(void *arg, const dns_result_t *res)
+{
+    domain_task_t *d = arg;
+    d->rpt_status = res->status;
+    if (res->status == DNS_NOERROR || res->status == DNS_NODATA || res->status == DNS_NXDOMAIN) {
+        const char *txt[32];
+        size_t len[32];
+        int n = 0;
+        for (int i = 0; i < res->nrr && n < 32; i++, n++) {
+            txt[n] = (const char *)res->rr[i].data;
+            len[n] = res->rr[i].datalen;
+        }
+        tlsrpt_parse(txt, len, n, &d->rpt);
+        tlsrpt_findings(&d->rpt, dom_emit, d);
+        d->have_rpt = 1;
+    } else if (res->status != DNS_CANCELLED) {
+        char detail[INPUT_NAME_MAX + 64];
+        snprintf(detail, sizeof detail, "TXT _smtp._tls.%s: %s", d->name,
+                 dns_status_name(res->status));
+        domain_finding(d, "dns.error", NULL, detail);
+        d->have_rpt = 1;
+    }
+    domain_pending_done(d);
 }
 
 /* Adds an MX host to a domain (deduplicated) and starts or joins its scan. */
@@ -1276,6 +1451,19 @@ static void domain_join_hosts(domain_task_t *d)
 {
     scan_t *sc = d->sc;
     d->pending = 1; /* held while joining, so no host completes the task early */
+    /* MTA-STS and TLSRPT go out beside the hosts; the domain waits for all. */
+    if (sc->sts) {
+        d->pending++;
+        if (sts_check(sc->sts, d->name, domain_sts_cb, d) < 0) {
+            d->pending--;
+        }
+    }
+    char rpt[INPUT_NAME_MAX + 16];
+    snprintf(rpt, sizeof rpt, "_smtp._tls.%s", d->name);
+    d->pending++;
+    if (dns_query(sc->dns, rpt, DNS_T_TXT, 0, domain_rpt_cb, d) < 0) {
+        d->pending--;
+    }
     for (int i = 0; i < d->nmx; i++) {
         if (d->mx[i].iplit) {
             continue;
@@ -1298,13 +1486,7 @@ static void domain_join_hosts(domain_task_t *d)
             host_start(sc, e);
         }
     }
-    if (--d->pending == 0) {
-        if (sc->interrupted) {
-            domain_drop(d);
-        } else {
-            domain_finish(d);
-        }
-    }
+    domain_pending_done(d);
 }
 
 /* Comparison of MX preferences for sorting. */
@@ -1543,6 +1725,11 @@ static void signal_cb(uv_signal_t *s, int signum)
     sc->input_stop = 1;
     pthread_cond_broadcast(&sc->cv);
     pthread_mutex_unlock(&sc->mu);
+    if (sc->sts) {
+        sts_t *s = sc->sts;
+        sc->sts = NULL;
+        sts_free(s); /* before the resolver and the gate it waits on */
+    }
     if (sc->rl) {
         rl_cancel_all(sc->rl);
     }
@@ -1583,6 +1770,10 @@ static void close_all(scan_t *sc)
     uv_signal_stop(&sc->sigterm);
     uv_close((uv_handle_t *)&sc->sigint, NULL);
     uv_close((uv_handle_t *)&sc->sigterm, NULL);
+    if (sc->sts) {
+        sts_free(sc->sts);
+        sc->sts = NULL;
+    }
     if (sc->dns) {
         dns_free(sc->dns);
         sc->dns = NULL;
@@ -1609,6 +1800,7 @@ void scan_config_defaults(scan_config_t *c)
     c->max_addrs = 4;
     c->dedup_mem = 16u << 20;
     c->expiry_warning_s = 14 * 86400;
+    c->sts_port = 443;
     c->csv_column = INPUT_CSV_AUTO;
 }
 
@@ -1752,6 +1944,18 @@ int scan_run(const scan_config_t *cfg)
         sc->cache = cache_new();
         if (!sc->rl || !sc->cache) {
             fprintf(stderr, "mxscan: out of memory\n");
+            goto out_loop;
+        }
+        /* Policies are fetched through the scan's resolver and gate; only
+         * checks in flight are shared, so memory stays flat (forget_done). */
+        sts_opts_t so = {.port = cfg->sts_port,
+                         .timeout_ms = (int)(cfg->timeout_ms < 60000 ? cfg->timeout_ms : 60000),
+                         .ca_file = cfg->ca_file,
+                         .ca_path = cfg->ca_path,
+                         .forget_done = 1};
+        sc->sts = sts_new(sc->loop, sc->dns, sc->rl, &so, err, sizeof err);
+        if (!sc->sts) {
+            fprintf(stderr, "mxscan: %s\n", err);
             goto out_loop;
         }
     }

@@ -40,6 +40,7 @@ typedef struct scan_config {
     int naka;
     long expiry_warning_s; /* cert.expiring horizon */
     int expect_ocsp;       /* a missing OCSP staple is crit */
+    int sts_port;          /* MTA-STS policy host port (443) */
     int enum_versions;     /* --enum: one more session per protocol version */
     int quiet;
     int parse_only;

@@ -99,7 +99,7 @@ static int check_uri(tlsrpt_t *t, const char *u, size_t n)
                   u);
         return -1;
     }
-    if (n > 7 && strncasecmp(u, "mailto:", 7) == 0) {
+    if (n >= 7 && strncasecmp(u, "mailto:", 7) == 0) {
         /* The address part ends at the optional "?hfields"; it needs a
          * local part and a domain (RFC 6068 2, addr-spec of RFC 5322). */
         const char *a = u + 7;
@@ -108,18 +108,19 @@ static int check_uri(tlsrpt_t *t, const char *u, size_t n)
         if (q) {
             al = (size_t)(q - a);
         }
-        const char *at = memchr(a, '@', al);
+        const char *at = al ? memchr(a, '@', al) : NULL;
         if (at && at > a && at < a + al - 1) {
             return 0;
         }
-    } else if (n > 8 && strncasecmp(u, "https://", 8) == 0) {
-        /* An authority with a host: something before the path, query or fragment. */
-        const char *h = u + 8;
+    } else if (n >= 6 && strncasecmp(u, "https:", 6) == 0) {
+        /* "//" and an authority with a host before the path, query or fragment. */
+        const char *h = n > 8 ? u + 8 : u + n;
         size_t hl = 0;
-        while (hl < n - 8 && h[hl] != '/' && h[hl] != '?' && h[hl] != '#') {
+        while (n > 8 && hl < n - 8 && h[hl] != '/' && h[hl] != '?' && h[hl] != '#') {
             hl++;
         }
-        if (hl > 0 && h[0] != ':' && h[0] != '@' && h[hl - 1] != '@') {
+        if (n > 8 && u[6] == '/' && u[7] == '/' && hl > 0 && h[0] != ':' && h[0] != '@' &&
+            h[hl - 1] != '@') {
             return 0;
         }
     } else {
@@ -332,8 +333,8 @@ const char *tlsrpt_status_name(tlsrpt_status_t s)
 }
 
 /* Domain findings of a TLSRPT parse (FINDINGS.md, TLSRPT table). */
-void tlsrpt_findings(const tlsrpt_t *t, void (*emit)(void *ctx, const char *code, const char *detail),
-                     void *ctx)
+void tlsrpt_findings(const tlsrpt_t *t,
+                     void (*emit)(void *ctx, const char *code, const char *detail), void *ctx)
 {
     if (t->status == TLSRPT_NONE) {
         emit(ctx, "tlsrpt.none", "no v=TLSRPTv1 TXT record at _smtp._tls");

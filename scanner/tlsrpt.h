@@ -22,8 +22,8 @@ typedef struct tlsrpt {
     int nrecords; /* TXT strings that start with v=TLSRPTv1 */
     char *record; /* those strings joined with newlines (malloc), NULL when none */
     int nrua;
-    char **rua;       /* the reporting URIs of a valid record, in order (malloc) */
-    char error[256];  /* why the record is invalid, "" otherwise */
+    char **rua;      /* the reporting URIs of a valid record, in order (malloc) */
+    char error[256]; /* why the record is invalid, "" otherwise */
 } tlsrpt_t;
 
 /* Parses the TXT strings found at _smtp._tls.<domain>: txt[i] holds len[i]
@@ -39,7 +39,7 @@ const char *tlsrpt_status_name(tlsrpt_status_t s);
 /* Emits the domain-level finding of FINDINGS.md: tlsrpt.none or
  * tlsrpt.invalid (detail: the reason and the record); nothing for a valid
  * record. */
-void tlsrpt_findings(const tlsrpt_t *t, void (*emit)(void *ctx, const char *code, const char *detail),
-                     void *ctx);
+void tlsrpt_findings(const tlsrpt_t *t,
+                     void (*emit)(void *ctx, const char *code, const char *detail), void *ctx);
 
 #endif
