@@ -4,7 +4,7 @@
  * the findings mapping, and the checker end to end on a real libuv loop.
  *
  * Policies and records at the top are the RFC's own examples and what
- * gmail.com publishes; the rest are written to hit one rule each.
+ * mail.example.net publishes; the rest are written to hit one rule each.
  *
  * The end-to-end tests need no network but loopback and no server of
  * anyone else's. The group fixture starts, in a temporary directory:
@@ -172,12 +172,12 @@ static const char rfc_policy[] = "version: STSv1\r\n"
                                  "mx: backupmx.example.com\r\n"
                                  "max_age: 604800\r\n";
 
-/* The policy gmail.com publishes (LF line ends). */
-static const char gmail_policy[] = "version: STSv1\n"
-                                   "mode: enforce\n"
-                                   "mx: gmail-smtp-in.l.google.com\n"
-                                   "mx: *.gmail-smtp-in.l.google.com\n"
-                                   "max_age: 86400\n";
+/* The policy mail.example.net publishes (LF line ends). */
+static const char provider_policy[] = "version: STSv1\n"
+                                      "mode: enforce\n"
+                                      "mx: mx-in.mail.example.net\n"
+                                      "mx: *.mx-in.mail.example.net\n"
+                                      "max_age: 86400\n";
 
 /* Parses a NUL-terminated policy; returns sts_policy_parse's value. */
 static int policy(sts_policy_t *p, const char *body, char *err, size_t errlen)
@@ -218,13 +218,13 @@ static void test_policy_rfc_example(void **state)
     assert_int_equal(p.max_age, -1);
 }
 
-/* gmail.com's policy (LF ends), and the same without a final line end. */
-static void test_policy_gmail_and_no_final_newline(void **state)
+/* mail.example.net's policy (LF ends), and the same without a final line end. */
+static void test_policy_provider_and_no_final_newline(void **state)
 {
     (void)state;
     sts_policy_t p;
     char err[256];
-    assert_int_equal(policy(&p, gmail_policy, err, sizeof err), 0);
+    assert_int_equal(policy(&p, provider_policy, err, sizeof err), 0);
     assert_int_equal(p.nmx, 2);
     assert_int_equal(p.max_age, 86400);
     sts_policy_clear(&p);
@@ -1668,7 +1668,7 @@ int main(void)
         cmocka_unit_test(test_txt_id_rules),
         cmocka_unit_test(test_txt_missing_delimiter),
         cmocka_unit_test(test_policy_rfc_example),
-        cmocka_unit_test(test_policy_gmail_and_no_final_newline),
+        cmocka_unit_test(test_policy_provider_and_no_final_newline),
         cmocka_unit_test(test_policy_mx_required_unless_none),
         cmocka_unit_test(test_policy_required_fields),
         cmocka_unit_test(test_policy_values),
