@@ -478,8 +478,8 @@ static void cap(grade_result_t *r, strbuf_t *caps, char max, const char *why)
     if (caps->len > 1) {
         sb_putc(caps, ',');
     }
-    char t[160];
-    snprintf(t, sizeof t, "%s (max %c)", why, max);
+    char t[256];
+    snprintf(t, sizeof t, "%.200s (max %c)", why, max);
     sb_json_str(caps, t, strlen(t));
 }
 
