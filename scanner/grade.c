@@ -259,7 +259,6 @@ int grade_cert(const unsigned char *der, size_t len, const char *host, const lon
                int nerrors, const unsigned char *ocsp, size_t ocsp_len, const grade_opts_t *o,
                cert_facts_t *out)
 {
-    memset(out, 0, sizeof *out);
     STACK_OF(X509) *chain = sk_X509_new_null();
     const unsigned char *p = der, *end = der + len;
     while (chain && p < end) {
@@ -269,8 +268,18 @@ int grade_cert(const unsigned char *der, size_t len, const char *host, const lon
         }
         sk_X509_push(chain, x);
     }
+    int r = grade_cert_chain(chain, host, verify_errors, nerrors, ocsp, ocsp_len, o, out);
+    sk_X509_pop_free(chain, X509_free);
+    return r;
+}
+
+/* Judges a parsed chain; see grade.h. */
+int grade_cert_chain(STACK_OF(X509) * chain, const char *host, const long *verify_errors,
+                     int nerrors, const unsigned char *ocsp, size_t ocsp_len, const grade_opts_t *o,
+                     cert_facts_t *out)
+{
+    memset(out, 0, sizeof *out);
     if (!chain || sk_X509_num(chain) == 0) {
-        sk_X509_free(chain);
         return -1;
     }
     X509 *leaf = sk_X509_value(chain, 0);
@@ -348,7 +357,6 @@ int grade_cert(const unsigned char *der, size_t len, const char *host, const lon
     }
     ocsp_status(ocsp, ocsp_len, out->ocsp_status);
     out->pkix_valid = out->trusted && out->name_ok && !out->expired && !out->not_yet_valid;
-    sk_X509_pop_free(chain, X509_free);
     return 0;
 }
 

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include <openssl/x509.h>
+
 #include "scanner/verdict.h"
 
 typedef struct grade_opts {
@@ -45,6 +47,11 @@ typedef struct cert_facts {
 int grade_cert(const unsigned char *der, size_t len, const char *host, const long *verify_errors,
                int nerrors, const unsigned char *ocsp, size_t ocsp_len, const grade_opts_t *o,
                cert_facts_t *out);
+/* The same from a parsed chain (leaf first), as the handshake left it:
+ * decoding certificates again costs more than judging them. */
+int grade_cert_chain(STACK_OF(X509) * chain, const char *host, const long *verify_errors,
+                     int nerrors, const unsigned char *ocsp, size_t ocsp_len, const grade_opts_t *o,
+                     cert_facts_t *out);
 void grade_cert_clear(cert_facts_t *c);
 /* Emits cert.* findings of judged facts. */
 void grade_cert_findings(const cert_facts_t *c, const grade_opts_t *o, verdict_emit_fn emit,

@@ -137,7 +137,7 @@ struct host_task {
      * section 7 alias when the host is a CNAME. */
     int dns_pending; /* lookups out: A, AAAA, TLSA; then the CD retry or the alias */
     dns_status_t tlsa_status;
-    int tlsa_ad, tlsa_cd_done, tlsa_cd_answered, alias_done;
+    int tlsa_asked, tlsa_ad, tlsa_cd_done, tlsa_cd_answered, alias_done;
     char tlsa_name[DNS_NAME_MAX + 1];
     int ntlsa, nusable;
     dane_rec_t tlsa[DANE_MAX_RECORDS];
@@ -410,13 +410,15 @@ static void host_finish(host_task_t *h)
         db_int(h->batch, "ip_literal", 0);
         db_text(h->batch, "addresses", sb.s ? sb.s : "[]");
         db_int(h->batch, "n_endpoints", h->naddrs);
-        if (h->tlsa_name[0]) {
+        if (h->tlsa_asked) {
             db_text(h->batch, "tlsa_name", h->tlsa_name);
             db_text(h->batch, "tlsa_rcode", dns_status_name(h->tlsa_status));
             db_text(h->batch, "tlsa_dnssec",
                     h->dane == DANE_BOGUS ? "bogus"
                     : h->tlsa_ad          ? "secure"
                                           : "insecure");
+        }
+        if (h->naddrs > 0) {
             db_text(h->batch, "dane", dane_state_name(h->dane));
         }
         sb_free(&sb);
@@ -663,9 +665,12 @@ static void session_cb(void *arg, smtp_result_t *r)
     memset(&grade, 0, sizeof grade);
     int enumerate = sc->cfg->enum_versions && r->tls_done;
     if (r->tls_done) {
-        /* Judged from the recorded facts, as a re-run over the database would. */
-        grade_cert(r->tls.chain_der, r->tls.chain_der_len, r->host, r->tls.verify_errors,
-                   r->tls.nverify_errors, r->tls.ocsp_der, r->tls.ocsp_der_len, &sc->grade, &cert);
+        /* Judged from the recorded facts, as a re-run over the database would
+         * (grade_cert() parses the stored DER into the same chain; here the
+         * chain the handshake already parsed is used: decoding costs more
+         * than judging). */
+        grade_cert_chain(r->tls.chain, r->host, r->tls.verify_errors, r->tls.nverify_errors,
+                         r->tls.ocsp_der, r->tls.ocsp_der_len, &sc->grade, &cert);
         grade_cert_findings(&cert, &sc->grade, ep_emit, &c);
         ep_keep_grade_inputs(ep, r, &cert);
         if (!enumerate) {
@@ -1022,6 +1027,17 @@ static void host_lookups_done(host_task_t *h)
     scan_t *sc = h->sc;
     int secure = h->naddrs > 0 && h->a_ad && h->aaaa_ad;
     if (!sc->interrupted && sc->dns && secure) {
+        /* RFC 7672 2.2: TLSA counts only for DNSSEC-secure addresses, so it
+         * is asked only then (most MX hosts are unsigned: one query saved). */
+        if (!h->tlsa_asked) {
+            h->tlsa_asked = 1;
+            h->dns_pending = 1;
+            if (dns_query(sc->dns, h->tlsa_name, DNS_T_TLSA, 0, host_tlsa_cb, h) == 0) {
+                return;
+            }
+            h->dns_pending = 0;
+            h->tlsa_status = DNS_FORMERR;
+        }
         if (h->tlsa_status == DNS_SERVFAIL && !h->tlsa_cd_done) {
             h->tlsa_cd_done = 1;
             h->dns_pending = 1;
@@ -1097,9 +1113,9 @@ static void host_start(scan_t *sc, cache_entry_t *e)
     h->e = e;
     h->batch = db_batch_new();
     sc->hosts_started++;
-    /* A, AAAA and TLSA go out together; DANE needs all three before the
-     * first session (RFC 7672 2.2: TLSA only counts for secure addresses). */
-    h->dns_pending = 3;
+    /* A and AAAA go out together; TLSA follows for secure addresses, and
+     * DANE knows its records before the first session. */
+    h->dns_pending = 2;
     snprintf(h->tlsa_name, sizeof h->tlsa_name, "_%d._tcp.%s", sc->port, e->name);
     if (dns_query(sc->dns, e->name, DNS_T_A, 0, host_a_cb, h) < 0) {
         dns_result_t r = {.status = DNS_FORMERR, .rcode = -1};
@@ -1108,10 +1124,6 @@ static void host_start(scan_t *sc, cache_entry_t *e)
     if (dns_query(sc->dns, e->name, DNS_T_AAAA, 0, host_aaaa_cb, h) < 0) {
         dns_result_t r = {.status = DNS_FORMERR, .rcode = -1};
         host_aaaa_cb(h, &r);
-    }
-    if (dns_query(sc->dns, h->tlsa_name, DNS_T_TLSA, 0, host_tlsa_cb, h) < 0) {
-        dns_result_t r = {.status = DNS_FORMERR, .rcode = -1};
-        host_tlsa_cb(h, &r);
     }
 }
 
@@ -1197,7 +1209,10 @@ static void domain_sts_verdict(domain_task_t *d, domain_facts_t *facts)
 /* Adds the mta_sts and tlsrpt rows of a domain to its batch. */
 static void put_policies(domain_task_t *d, db_batch_t *b)
 {
-    if (d->have_sts) {
+    /* Rows only where there is something to record: a record, or a lookup
+     * that failed; plain absence is the sts.none / tlsrpt.none finding. */
+    if (d->have_sts &&
+        (d->sts.txt || (d->sts.txt_status != DNS_NXDOMAIN && d->sts.txt_status != DNS_NODATA))) {
         const sts_result_t *r = &d->sts;
         db_row(b, "mta_sts", 0);
         db_text(b, "domain", d->name);
@@ -1232,7 +1247,8 @@ static void put_policies(domain_task_t *d, db_batch_t *b)
             free(mx);
         }
     }
-    if (d->have_rpt) {
+    if (d->have_rpt && (d->rpt.status != TLSRPT_NONE ||
+                        (d->rpt_status != DNS_NXDOMAIN && d->rpt_status != DNS_NODATA))) {
         db_row(b, "tlsrpt", 0);
         db_text(b, "domain", d->name);
         db_text(b, "txt_rcode", dns_status_name(d->rpt_status));
@@ -2027,7 +2043,9 @@ int scan_run(const scan_config_t *cfg)
     /* Domains the writer dropped as duplicates were counted as done. */
     sc->domains_done -= ws.duplicates <= sc->domains_done ? ws.duplicates : 0;
     store_scan_end(sc, status, dups, elapsed);
-    print_summary(sc, status, dups, elapsed);
+    if (!cfg->silent) {
+        print_summary(sc, status, dups, elapsed);
+    }
 out_loop:
     if (sc->loop) {
         if (!sc->finished) {

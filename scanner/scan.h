@@ -43,6 +43,7 @@ typedef struct scan_config {
     int sts_port;          /* MTA-STS policy host port (443) */
     int enum_versions;     /* --enum: one more session per protocol version */
     int quiet;
+    int silent; /* no end-of-scan summary either (mxscan check) */
     int parse_only;
     size_t dedup_mem;
     const char *arguments_json;

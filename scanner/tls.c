@@ -325,6 +325,11 @@ void tls_collect(SSL *ssl, tls_facts_t *f)
 
     STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
     int n = chain ? sk_X509_num(chain) : 0;
+    if (n > 0 && (f->chain = sk_X509_dup(chain))) {
+        for (int i = 0; i < n; i++) {
+            X509_up_ref(sk_X509_value(f->chain, i));
+        }
+    }
     size_t total = 0;
     for (int i = 0; i < n; i++) {
         int len = i2d_X509(sk_X509_value(chain, i), NULL);
@@ -353,4 +358,8 @@ void tls_facts_clear(tls_facts_t *f)
     free(f->ocsp_der);
     f->ocsp_der = NULL;
     f->ocsp_der_len = 0;
+    if (f->chain) {
+        sk_X509_pop_free(f->chain, X509_free);
+        f->chain = NULL;
+    }
 }

@@ -41,6 +41,7 @@ typedef struct tls_facts {
     unsigned char *chain_der; /* peer chain, leaf first, DER concatenated (malloc) */
     size_t chain_der_len;
     int chain_len;
+    STACK_OF(X509) * chain; /* the same chain, parsed (references held; NULL if none) */
 } tls_facts_t;
 
 /* The shared client context: CA store from ca_file/ca_path, or the system
