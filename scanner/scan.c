@@ -756,32 +756,46 @@ static void enum_session_cb(void *arg, smtp_result_t *r)
     enum_next(ep);
 }
 
-/* The rate limiter lets an --enum session start (or cancels it). */
-static void enum_go(rl_req_t *req, int cancelled)
+/* Starts the session an endpoint was granted, the main one or an --enum
+ * one, or gives up its turn when the grant was cancelled. */
+static void endpoint_start(rl_req_t *req, int cancelled, int enumerating)
 {
     endpoint_t *ep = (endpoint_t *)((char *)req - offsetof(endpoint_t, req));
     host_task_t *h = ep->h;
     scan_t *sc = h->sc;
-    if (cancelled || sc->interrupted) {
-        if (!cancelled) {
-            rl_release(sc->rl, &ep->req);
+    if (!cancelled && !sc->interrupted) {
+        /* DANE verifies the main session; --enum sessions only probe versions. */
+        int dane = !enumerating && h->dane == DANE_USABLE;
+        LOG_DEBUG("session %s [%s]:%d start", h->e->name, ep->ip, sc->port);
+        ep->sess =
+            smtp_start(sc->loop, &sc->smtp, h->e->name, ep->ip, sc->port, dane ? h->usable : NULL,
+                       dane ? h->nusable : 0, enumerating ? enum_session_cb : session_cb, ep);
+        if (ep->sess) {
+            if (enumerating) {
+                smtp_restrict_version(ep->sess, enum_protos[ep->enum_next - 1].version);
+            }
+            ep->live_next = sc->live;
+            if (sc->live) {
+                sc->live->live_prev = ep;
+            }
+            sc->live = ep;
+            return;
         }
-        enum_finish(ep);
-        return;
     }
-    ep->sess =
-        smtp_start(sc->loop, &sc->smtp, h->e->name, ep->ip, sc->port, NULL, 0, enum_session_cb, ep);
-    if (!ep->sess) {
+    if (!cancelled) {
         rl_release(sc->rl, &ep->req);
+    }
+    if (enumerating) {
         enum_finish(ep);
-        return;
+    } else {
+        endpoint_done(h);
     }
-    smtp_restrict_version(ep->sess, enum_protos[ep->enum_next - 1].version);
-    ep->live_next = sc->live;
-    if (sc->live) {
-        sc->live->live_prev = ep;
-    }
-    sc->live = ep;
+}
+
+/* The rate limiter lets an --enum session start (or cancels it). */
+static void enum_go(rl_req_t *req, int cancelled)
+{
+    endpoint_start(req, cancelled, 1);
 }
 
 /* Starts the session for the next untried version, or finishes. */
@@ -802,30 +816,7 @@ static void enum_next(endpoint_t *ep)
 /* The rate limiter lets an endpoint connect (or cancels it). */
 static void endpoint_go(rl_req_t *req, int cancelled)
 {
-    endpoint_t *ep = (endpoint_t *)((char *)req - offsetof(endpoint_t, req));
-    host_task_t *h = ep->h;
-    scan_t *sc = h->sc;
-    if (cancelled || sc->interrupted) {
-        if (!cancelled) {
-            rl_release(sc->rl, &ep->req);
-        }
-        endpoint_done(h);
-        return;
-    }
-    LOG_DEBUG("session %s [%s]:%d start", h->e->name, ep->ip, sc->port);
-    ep->sess = smtp_start(sc->loop, &sc->smtp, h->e->name, ep->ip, sc->port,
-                          h->dane == DANE_USABLE ? h->usable : NULL,
-                          h->dane == DANE_USABLE ? h->nusable : 0, session_cb, ep);
-    if (!ep->sess) {
-        rl_release(sc->rl, &ep->req);
-        endpoint_done(h);
-        return;
-    }
-    ep->live_next = sc->live;
-    if (sc->live) {
-        sc->live->live_prev = ep;
-    }
-    sc->live = ep;
+    endpoint_start(req, cancelled, 0);
 }
 
 /* Both address lookups are in: start one session per address. */
