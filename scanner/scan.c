@@ -1849,6 +1849,30 @@ static void writer_notify(void *arg)
     wake_send(arg);
 }
 
+/* Peak resident set of this process in KiB: VmHWM belongs to the address
+ * space, so unlike getrusage's ru_maxrss it does not carry over the peak of
+ * whatever process exec'd us. */
+static long peak_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[128];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1) {
+            break;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    if (kib < 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        kib = ru.ru_maxrss;
+    }
+    return kib;
+}
+
 /* Prints the end-of-scan summary. */
 static void print_summary(scan_t *sc, const char *status, uint64_t dups, double elapsed)
 {
@@ -1873,7 +1897,7 @@ static void print_summary(scan_t *sc, const char *status, uint64_t dups, double 
     }
     printf("  rejected lines %llu, duplicates %llu\n",
            (unsigned long long)atomic_load(&sc->rejected), (unsigned long long)dups);
-    printf("  cpu %.2f s, peak rss %.1f MiB, results in %s\n", cpu, (double)ru.ru_maxrss / 1024.0,
+    printf("  cpu %.2f s, peak rss %.1f MiB, results in %s\n", cpu, (double)peak_rss_kib() / 1024.0,
            sc->cfg->db_path);
 }
 
