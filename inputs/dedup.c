@@ -18,6 +18,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define BUCKET_SLOTS 8
 #define MIN_SLOTS    1024
@@ -55,13 +56,16 @@ input_dedup_t *input_dedup_new(size_t mem)
     input_dedup_t *d = malloc(sizeof(*d));
     if (!d)
         return NULL;
-    /* One bucket per cache line. */
-    d->slots = aligned_alloc(BUCKET_SLOTS * sizeof(uint64_t), slots * sizeof(uint64_t));
-    if (!d->slots) {
+    /* Anonymous memory is zero (empty) already and page-aligned (one bucket
+     * per cache line); a page becomes resident only when a bucket in it is
+     * first used, so a small scan does not pay for the whole table. */
+    void *m = mmap(NULL, slots * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
         free(d);
         return NULL;
     }
-    memset(d->slots, 0, slots * sizeof(uint64_t));
+    d->slots = m;
     d->nbuckets = slots / BUCKET_SLOTS;
     return d;
 }
@@ -93,6 +97,6 @@ void input_dedup_free(input_dedup_t *d)
 {
     if (!d)
         return;
-    free(d->slots);
+    munmap(d->slots, d->nbuckets * BUCKET_SLOTS * sizeof(uint64_t));
     free(d);
 }
