@@ -15,6 +15,7 @@
 #include "scanner/log.h"
 #include "scanner/scan.h"
 #include "scanner/strbuf.h"
+#include "tools/tools.h"
 
 /* Prints the top-level usage. */
 static void usage_main(FILE *f)
@@ -26,6 +27,10 @@ static void usage_main(FILE *f)
                "\n"
                "commands:\n"
                "  scan      scan a list of domains into a results database\n"
+               "  export    a scan as JSON lines or CSV, or an RFC 8460 report\n"
+               "  diff      what changed between two scans; exit 1 if something got worse\n"
+               "  report    a self-contained HTML report with charts and what to fix\n"
+               "  check     scan a few domains and say what is wrong (also for Nagios)\n"
                "\n"
                "options:\n"
                "  -h, --help     this help; `mxscan <command> --help` for a command\n"
@@ -368,6 +373,13 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         if (argc > 2 && strcmp(argv[2], "scan") == 0) {
             usage_scan(stdout);
+        } else if (argc > 2) {
+            char *args[] = {argv[2], "--help", NULL};
+            return strcmp(argv[2], "export") == 0   ? cmd_export(2, args)
+                   : strcmp(argv[2], "diff") == 0   ? cmd_diff(2, args)
+                   : strcmp(argv[2], "report") == 0 ? cmd_report(2, args)
+                   : strcmp(argv[2], "check") == 0  ? cmd_check(2, args)
+                                                    : (usage_main(stderr), 2);
         } else {
             usage_main(stdout);
         }
@@ -377,8 +389,18 @@ int main(int argc, char **argv)
         printf("mxscan %s\n", MXSCAN_VERSION);
         return 0;
     }
-    if (strcmp(cmd, "scan") == 0) {
-        return cmd_scan(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"scan", cmd_scan},
+                {"export", cmd_export},
+                {"diff", cmd_diff},
+                {"report", cmd_report},
+                {"check", cmd_check}};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        if (strcmp(cmd, cmds[i].name) == 0) {
+            return cmds[i].fn(argc - 1, argv + 1);
+        }
     }
     fprintf(stderr, "mxscan: unknown command '%s'\n", cmd);
     usage_main(stderr);
