@@ -49,6 +49,7 @@ enum {
 /* The embedded db/schema.sql and db/migrations/NNN_*.sql (db/embed.cmake). */
 extern const char db_schema_sql[];
 extern const char db_migration_002[];
+extern const char db_migration_003[];
 
 /*
  * Migrations, in order: entry i brings a database from user_version i to
@@ -60,6 +61,7 @@ extern const char db_migration_002[];
 static const char *const migrations[] = {
     db_schema_sql,
     db_migration_002,
+    db_migration_003,
 };
 #define DB_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -27,6 +27,7 @@ static void usage_main(FILE *f)
                "\n"
                "commands:\n"
                "  scan      scan a list of domains into a results database\n"
+               "  stats     aggregate statistics of a scan (table, JSON or CSV)\n"
                "  export    a scan as JSON lines or CSV, or an RFC 8460 report\n"
                "  diff      what changed between two scans; exit 1 if something got worse\n"
                "  report    a self-contained HTML report with charts and what to fix\n"
@@ -375,7 +376,8 @@ int main(int argc, char **argv)
             usage_scan(stdout);
         } else if (argc > 2) {
             char *args[] = {argv[2], "--help", NULL};
-            return strcmp(argv[2], "export") == 0   ? cmd_export(2, args)
+            return strcmp(argv[2], "stats") == 0    ? cmd_stats(2, args)
+                   : strcmp(argv[2], "export") == 0 ? cmd_export(2, args)
                    : strcmp(argv[2], "diff") == 0   ? cmd_diff(2, args)
                    : strcmp(argv[2], "report") == 0 ? cmd_report(2, args)
                    : strcmp(argv[2], "check") == 0  ? cmd_check(2, args)
@@ -392,11 +394,8 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"scan", cmd_scan},
-                {"export", cmd_export},
-                {"diff", cmd_diff},
-                {"report", cmd_report},
-                {"check", cmd_check}};
+    } cmds[] = {{"scan", cmd_scan}, {"stats", cmd_stats},   {"export", cmd_export},
+                {"diff", cmd_diff}, {"report", cmd_report}, {"check", cmd_check}};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(cmd, cmds[i].name) == 0) {
             return cmds[i].fn(argc - 1, argv + 1);
