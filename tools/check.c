@@ -1287,6 +1287,9 @@ int cmd_check(int argc, char **argv)
     if (rc >= 0) {
         goto out;
     }
+    /* A person at a terminal sees the scan's progress line while it runs
+     * (a check waits up to --timeout per step); machines and cron do not. */
+    c.quiet = !(ck.mode == MODE_HUMAN && isatty(2));
     /* Domains are checked here, before anything runs: a typo is a usage
      * error, not a rejected line of a scan. Duplicates are dropped. */
     int cap = argc - optind;
