@@ -78,7 +78,7 @@ void sb_printf(strbuf_t *b, const char *fmt, ...)
 /* Length of a well-formed UTF-8 sequence at s (at most n bytes), 0 if it
  * is not one: RFC 3629 section 4 excludes overlong forms, surrogates and
  * code points above U+10FFFF through the range of the second byte. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t sb_utf8_len(const unsigned char *s, size_t n)
 {
     size_t need;
     unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
@@ -124,7 +124,7 @@ void sb_json_str(strbuf_t *b, const char *s, size_t n)
             sb_printf(b, "\\u%04x", c);
             i++;
         } else {
-            size_t l = utf8_len(p + i, n - i);
+            size_t l = sb_utf8_len(p + i, n - i);
             if (l == 0) {
                 sb_printf(b, "\\u%04x", c); /* a lone byte: keep it visible, keep JSON valid */
                 i++;

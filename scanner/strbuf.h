@@ -22,6 +22,10 @@ void sb_printf(strbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 
 /* Appends s (n bytes) as a quoted JSON string; bytes that are not valid
  * UTF-8 are written as \\u00XX of the byte, so the output is always valid. */
 void sb_json_str(strbuf_t *b, const char *s, size_t n);
+/* Length of the well-formed UTF-8 sequence at s (at most n bytes, n >= 1),
+ * or 0 when the bytes there are not one (RFC 3629 section 4: no overlong
+ * form, no surrogate, nothing above U+10FFFF). */
+size_t sb_utf8_len(const unsigned char *s, size_t n);
 /* Returns the text (malloc'd, never NULL unless out of memory) and resets b. */
 char *sb_take(strbuf_t *b);
 void sb_free(strbuf_t *b);

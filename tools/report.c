@@ -65,39 +65,6 @@ static void out_flush(out_t *o)
     }
 }
 
-/* Length of a well-formed UTF-8 sequence at s (at most n bytes), 0 if it
- * is not one (RFC 3629 section 4: no overlong forms, surrogates or code
- * points above U+10FFFF). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (s[0] < 0x80) {
-        return 1;
-    } else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        need = 2;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        need = 3;
-        lo = s[0] == 0xe0 ? 0xa0 : 0x80;
-        hi = s[0] == 0xed ? 0x9f : 0xbf;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        need = 4;
-        lo = s[0] == 0xf0 ? 0x90 : 0x80;
-        hi = s[0] == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        return 0;
-    }
-    if (need > n || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-    }
-    return need;
-}
-
 /* Appends n bytes of s as HTML text, safe both between tags and inside a
  * double- or single-quoted attribute: the five markup characters become
  * entities, control characters and bytes that are not UTF-8 are shown as
@@ -141,7 +108,7 @@ static void html_putn(strbuf_t *b, const char *s, size_t n)
                 sb_printf(b, "\\x%02x", c); /* the CR of a CRLF line end is dropped */
             }
             i++;
-        } else if ((l = utf8_len(p + i, n - i)) == 0) {
+        } else if ((l = sb_utf8_len(p + i, n - i)) == 0) {
             sb_printf(b, "\\x%02x", c);
             i++;
         } else {
