@@ -875,26 +875,37 @@ static void finish_cancelled(sts_entry_t *e)
     finish(e);
 }
 
+/* Takes the first entry off the delivery queue and calls its waiters;
+ * returns it (the caller decides its fate), or NULL when the queue is empty. */
+static sts_entry_t *deliver_next(sts_t *s)
+{
+    if (!s->dhead) {
+        return NULL;
+    }
+    sts_entry_t *e = s->dhead;
+    s->dhead = e->dnext;
+    if (!s->dhead) {
+        s->dtail = NULL;
+    }
+    e->queued = 0;
+    sts_waiter_t *w = e->whead;
+    e->whead = e->wtail = NULL;
+    while (w) {
+        sts_waiter_t *n = w->next;
+        w->cb(w->arg, &e->res);
+        free(w);
+        w = n;
+    }
+    return e;
+}
+
 /* Tells the waiters of each queued entry; see the file comment. */
 static void defer_cb(uv_timer_t *t)
 {
     sts_t *s = t->data;
     enter(s);
-    while (s->dhead) {
-        sts_entry_t *e = s->dhead;
-        s->dhead = e->dnext;
-        if (!s->dhead) {
-            s->dtail = NULL;
-        }
-        e->queued = 0;
-        sts_waiter_t *w = e->whead;
-        e->whead = e->wtail = NULL;
-        while (w) {
-            sts_waiter_t *n = w->next;
-            w->cb(w->arg, &e->res);
-            free(w);
-            w = n;
-        }
+    sts_entry_t *e;
+    while ((e = deliver_next(s)) != NULL) {
         /* A callback may have asked for the domain again (queued anew). */
         if (!e->in_table && !e->queued) {
             entry_free(e);
@@ -1600,21 +1611,8 @@ static void teardown(sts_t *s)
         }
         queue_delivery(e); /* results with no waiter left are freed there too */
     }
-    while (s->dhead) {
-        sts_entry_t *e = s->dhead;
-        s->dhead = e->dnext;
-        if (!s->dhead) {
-            s->dtail = NULL;
-        }
-        e->queued = 0;
-        sts_waiter_t *w = e->whead;
-        e->whead = e->wtail = NULL;
-        while (w) {
-            sts_waiter_t *n = w->next;
-            w->cb(w->arg, &e->res);
-            free(w);
-            w = n;
-        }
+    sts_entry_t *e;
+    while ((e = deliver_next(s)) != NULL) {
         if (e->dns_out || e->gate_out) {
             e->orphan = 1;
             s->orphans++;
