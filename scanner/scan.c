@@ -16,6 +16,7 @@
 #include "scanner/scan.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -171,6 +172,13 @@ struct scan {
     int input_done, input_stop;
     char input_error[256];
     atomic_uint_fast64_t lines, rejected, dup_input, accepted;
+    atomic_uint_fast64_t other_shard, resumed_done, excluded_domains;
+    sqlite3 *resume_conn; /* the input thread's: finished domains of a resumed scan */
+    sqlite3_stmt *resume_st;
+    sqlite3 *host_conn; /* the loop's: stored host summaries (summary_load) */
+    sqlite3_stmt *host_st;
+    int host_lookup;       /* a host missing from the cache may be stored: look */
+    uint64_t hosts_loaded; /* hosts read back from the database, not scanned */
 
     uv_async_t wake;
     uv_timer_t progress;
@@ -222,12 +230,50 @@ static void store_reject(scan_t *sc, const input_item_t *it)
     db_submit(sc->db, b);
 }
 
+/* A resumed scan: is the domain already stored? (on the input thread's own
+ * read connection; WAL lets it read beside the writer). */
+static int resume_done(sqlite3_stmt *st, const char *domain)
+{
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
+    return sqlite3_step(st) == SQLITE_ROW;
+}
+
+/* Opens the read connection and statement of a resumed scan's input. */
+static sqlite3_stmt *resume_stmt_open(scan_t *sc, sqlite3 **conn)
+{
+    sqlite3_stmt *st = NULL;
+    *conn = NULL;
+    if (sqlite3_open_v2(sc->cfg->db_path, conn, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(*conn, 10000) != SQLITE_OK ||
+        sqlite3_prepare_v2(*conn, "SELECT 1 FROM domains WHERE scan_id = ?1 AND domain = ?2", -1,
+                           &st, NULL) != SQLITE_OK) {
+        sqlite3_close(*conn);
+        *conn = NULL;
+        return NULL;
+    }
+    sqlite3_bind_int64(st, 1, db_scan_id(sc->db));
+    return st;
+}
+
 /* Reads the input into the ring; blocks only itself when the ring is full. */
 static void *input_main(void *arg)
 {
     scan_t *sc = arg;
     input_item_t it;
+    sqlite3_stmt *rst = NULL;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    if (sc->cfg->resume_scan > 0) {
+        /* kept in sc, closed after the join: the thread may be cancelled */
+        rst = sc->resume_st = resume_stmt_open(sc, &sc->resume_conn);
+        if (!rst) {
+            pthread_mutex_lock(&sc->mu);
+            snprintf(sc->input_error, sizeof sc->input_error,
+                     "cannot read the finished domains of the resumed scan");
+            pthread_mutex_unlock(&sc->mu);
+            goto done;
+        }
+    }
     for (;;) {
         pthread_mutex_lock(&sc->mu);
         int stop = sc->input_stop;
@@ -255,8 +301,17 @@ static void *input_main(void *arg)
             store_reject(sc, &it);
             continue;
         }
+        if (sc->cfg->shard_n > 1 &&
+            input_shard_of(it.domain, sc->cfg->shard_n) != sc->cfg->shard_i) {
+            atomic_fetch_add(&sc->other_shard, 1);
+            continue;
+        }
         if (input_dedup_seen(sc->dedup, it.domain)) {
             atomic_fetch_add(&sc->dup_input, 1);
+            continue;
+        }
+        if (rst && resume_done(rst, it.domain)) {
+            atomic_fetch_add(&sc->resumed_done, 1);
             continue;
         }
         atomic_fetch_add(&sc->accepted, 1);
@@ -278,6 +333,7 @@ static void *input_main(void *arg)
             wake_send(sc);
         }
     }
+done:
     pthread_mutex_lock(&sc->mu);
     sc->input_done = 1;
     if (!sc->wake_closed) {
@@ -381,6 +437,80 @@ static void host_finding(host_task_t *h, const char *code, const char *detail)
     count_sev(sev, &h->e->sum.n_crit, &h->e->sum.n_warn, &h->e->sum.n_info);
 }
 
+/* The host summary as stored in hosts.summary (read back by summary_load). */
+static char *summary_json(const host_summary_t *m)
+{
+    strbuf_t sb;
+    sb_init(&sb);
+    sb_printf(&sb, "{\"dns_failed\":%d,\"dns_error\":", m->dns_failed);
+    sb_json_str(&sb, m->dns_error, strnlen(m->dns_error, sizeof m->dns_error));
+    sb_printf(&sb,
+              ",\"cname\":%d,\"n_addrs\":%d,\"n_v6\":%d,\"n_endpoints\":%d,\"n_reached\":%d,"
+              "\"n_tls\":%d,\"n_pkix_valid\":%d,\"dnssec_secure\":%d,\"dane_usable\":%d,"
+              "\"dane_broken\":%d,\"n_dane_valid\":%d,\"n_crit\":%d,\"n_warn\":%d,\"n_info\":%d,"
+              "\"n_excluded\":%d}",
+              m->cname, m->n_addrs, m->n_v6, m->n_endpoints, m->n_reached, m->n_tls,
+              m->n_pkix_valid, m->dnssec_secure, m->dane_usable, m->dane_broken, m->n_dane_valid,
+              m->n_crit, m->n_warn, m->n_info, m->n_excluded);
+    return sb_take(&sb);
+}
+
+/* Reads a host's stored summary in this scan (resume, or a host the cache
+ * evicted). 1 found, 0 not stored, -1 error. On the loop thread, through
+ * its own read connection (WAL: readers do not wait for the writer). */
+static int summary_load(scan_t *sc, const char *host, host_summary_t *m)
+{
+    static const char sql[] =
+        "SELECT json_extract(summary, '$.dns_failed'), json_extract(summary, '$.dns_error'), "
+        "json_extract(summary, '$.cname'), json_extract(summary, '$.n_addrs'), "
+        "json_extract(summary, '$.n_v6'), json_extract(summary, '$.n_endpoints'), "
+        "json_extract(summary, '$.n_reached'), json_extract(summary, '$.n_tls'), "
+        "json_extract(summary, '$.n_pkix_valid'), json_extract(summary, '$.dnssec_secure'), "
+        "json_extract(summary, '$.dane_usable'), json_extract(summary, '$.dane_broken'), "
+        "json_extract(summary, '$.n_dane_valid'), json_extract(summary, '$.n_crit'), "
+        "json_extract(summary, '$.n_warn'), json_extract(summary, '$.n_info'), "
+        "json_extract(summary, '$.n_excluded') "
+        "FROM hosts WHERE scan_id = ?1 AND host = ?2 AND summary IS NOT NULL";
+    if (!sc->host_st) {
+        if (!sc->host_conn && (sqlite3_open_v2(sc->cfg->db_path, &sc->host_conn,
+                                               SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+                               sqlite3_busy_timeout(sc->host_conn, 10000) != SQLITE_OK)) {
+            return -1;
+        }
+        if (sqlite3_prepare_v2(sc->host_conn, sql, -1, &sc->host_st, NULL) != SQLITE_OK) {
+            return -1;
+        }
+        sqlite3_bind_int64(sc->host_st, 1, db_scan_id(sc->db));
+    }
+    sqlite3_stmt *st = sc->host_st;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? 0 : -1;
+    }
+    memset(m, 0, sizeof *m);
+    int *f[] = {&m->dns_failed,   NULL,
+                &m->cname,        &m->n_addrs,
+                &m->n_v6,         &m->n_endpoints,
+                &m->n_reached,    &m->n_tls,
+                &m->n_pkix_valid, &m->dnssec_secure,
+                &m->dane_usable,  &m->dane_broken,
+                &m->n_dane_valid, &m->n_crit,
+                &m->n_warn,       &m->n_info,
+                &m->n_excluded};
+    for (int i = 0; i < (int)(sizeof f / sizeof *f); i++) {
+        if (f[i]) {
+            *f[i] = sqlite3_column_int(st, i);
+        }
+    }
+    const unsigned char *e = sqlite3_column_text(st, 1);
+    snprintf(m->dns_error, sizeof m->dns_error, "%s", e ? (const char *)e : "");
+    sqlite3_reset(st); /* ends the read transaction */
+    return 1;
+}
+
 /* Writes the host row, submits the host's batch and wakes its domains. */
 static void host_finish(host_task_t *h)
 {
@@ -422,6 +552,11 @@ static void host_finish(host_task_t *h)
             db_text(h->batch, "dane", dane_state_name(h->dane));
         }
         sb_free(&sb);
+        char *sj = summary_json(sum);
+        db_text(h->batch, "summary", sj);
+        free(sj);
+        h->e->seq = db_submit(sc->db, h->batch);
+        h->batch = NULL;
         db_submit(sc->db, h->batch);
     }
     h->batch = NULL;
@@ -1488,6 +1623,12 @@ static void domain_join_hosts(domain_task_t *d)
         w->i = i;
         d->mx[i].waiting = 1;
         d->pending++;
+        if (created && sc->host_lookup && summary_load(sc, e->name, &e->sum) == 1) {
+            /* stored earlier in this scan (resumed, or evicted from the cache) */
+            sc->hosts_loaded++;
+            cache_complete(e);
+            created = 0;
+        }
         cache_wait(e, mx_wait_cb, w);
         if (created) {
             host_start(sc, e);
@@ -1630,6 +1771,10 @@ static void pump(scan_t *sc)
     }
     if (!sc->db_failed && db_failed(sc->db, NULL, 0)) {
         sc->db_failed = 1;
+    }
+    if (sc->cache && cache_mem(sc->cache) > sc->cfg->cache_mem &&
+        cache_trim(sc->cache, db_committed(sc->db)) > 0) {
+        sc->host_lookup = 1; /* from now on a host missing here may be stored */
     }
     ring_item_t it;
     while (!sc->interrupted && !sc->db_failed &&
@@ -1806,37 +1951,54 @@ void scan_config_defaults(scan_config_t *c)
     c->max_domains = 1000;
     c->max_addrs = 4;
     c->dedup_mem = 16u << 20;
+    c->cache_mem = 32u << 20;
+    c->backoff_ms = 60000;
+    c->retry_ms = 60000;
     c->expiry_warning_s = 14 * 86400;
     c->sts_port = 443;
     c->csv_column = INPUT_CSV_AUTO;
 }
 
-/* Writes the final counts into the scans row (after the writer stopped). */
+/* Writes the final counts into the scans row (after the writer stopped).
+ * Counts of stored rows come from the tables, so that a resumed scan's
+ * row covers all its runs; elapsed_s adds up the runs. */
 static void store_scan_end(scan_t *sc, const char *status, uint64_t dups, double elapsed)
 {
     sqlite3 *h = db_handle(sc->db);
     sqlite3_stmt *st = NULL;
-    const char *sql = "UPDATE scans SET ended_at=?, status=?, input_lines=?, domains=?, "
-                      "duplicates=?, rejected=?, hosts=?, endpoints=?, elapsed_s=?, "
-                      "resolvers=?, helo=? WHERE id=?";
+    const char *sql =
+        "UPDATE scans SET ended_at=?1, status=?2, input_lines=?3, duplicates=?4, "
+        "elapsed_s=coalesce(elapsed_s, 0) + ?5, resolvers=?6, helo=?7, shard=?8, "
+        "domains=CASE WHEN ?10 >= 0 THEN ?10 ELSE (SELECT count(*) FROM domains WHERE scan_id=?9) "
+        "END, "
+        "rejected=(SELECT count(*) FROM rejected WHERE scan_id=?9), "
+        "hosts=(SELECT count(*) FROM hosts WHERE scan_id=?9), "
+        "endpoints=(SELECT count(*) FROM endpoints WHERE scan_id=?9), "
+        "excluded=(SELECT count(*) FROM excluded WHERE scan_id=?9) WHERE id=?9";
     if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "mxscan: cannot record the end of the scan: %s\n", sqlite3_errmsg(h));
         return;
     }
-    char now[32];
+    char now[32], shard[32] = "";
     db_now_iso(now);
+    if (sc->cfg->shard_n > 0) {
+        snprintf(shard, sizeof shard, "%u/%u", sc->cfg->shard_i, sc->cfg->shard_n);
+    }
     sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)atomic_load(&sc->lines));
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)sc->domains_done);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)dups);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)atomic_load(&sc->rejected));
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)sc->hosts_done);
-    sqlite3_bind_int64(st, 8, (sqlite3_int64)sc->endpoints_done);
-    sqlite3_bind_double(st, 9, elapsed);
-    sqlite3_bind_text(st, 10, sc->resolvers, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 11, sc->cfg->helo, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 12, db_scan_id(sc->db));
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)dups);
+    sqlite3_bind_double(st, 5, elapsed);
+    sqlite3_bind_text(st, 6, sc->resolvers, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, sc->cfg->helo, -1, SQLITE_STATIC);
+    if (shard[0]) {
+        sqlite3_bind_text(st, 8, shard, -1, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_bind_null(st, 8);
+    }
+    sqlite3_bind_int64(st, 9, db_scan_id(sc->db));
+    /* --parse-only stores no domain rows: the count is of valid domains read */
+    sqlite3_bind_int64(st, 10, sc->cfg->parse_only ? (sqlite3_int64)sc->domains_done : -1);
     if (sqlite3_step(st) != SQLITE_DONE) {
         fprintf(stderr, "mxscan: cannot record the end of the scan: %s\n", sqlite3_errmsg(h));
     }
@@ -1897,8 +2059,99 @@ static void print_summary(scan_t *sc, const char *status, uint64_t dups, double 
     }
     printf("  rejected lines %llu, duplicates %llu\n",
            (unsigned long long)atomic_load(&sc->rejected), (unsigned long long)dups);
+    if (sc->cfg->resume_scan > 0 || sc->cfg->shard_n > 0 || sc->hosts_loaded ||
+        (sc->cache && cache_evicted(sc->cache))) {
+        printf("  resumed: %llu domains already done; other shards: %llu domains; hosts read "
+               "back from the database %llu, evicted from the cache %llu\n",
+               (unsigned long long)atomic_load(&sc->resumed_done),
+               (unsigned long long)atomic_load(&sc->other_shard),
+               (unsigned long long)sc->hosts_loaded,
+               (unsigned long long)(sc->cache ? cache_evicted(sc->cache) : 0));
+    }
     printf("  cpu %.2f s, peak rss %.1f MiB, results in %s\n", cpu, (double)peak_rss_kib() / 1024.0,
            sc->cfg->db_path);
+}
+
+/* Open descriptors of this process (MXSCAN_FD_CHECK), -1 if unknown. */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        return -1;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* A scan of 10,000 sessions needs 10,000 descriptors: raise the soft limit
+ * to the hard one, and say so when even that is too few. */
+static void raise_fd_limit(const scan_config_t *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t need = (rlim_t)cfg->limits.concurrency + 256;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need && !cfg->silent) {
+        fprintf(stderr,
+                "mxscan: warning: %llu open files allowed, --concurrency %d needs about %llu "
+                "(raise ulimit -n); sessions beyond that fail at connect\n",
+                (unsigned long long)rl.rlim_cur, cfg->limits.concurrency, (unsigned long long)need);
+    }
+}
+
+/* A resumed scan keeps only whole hosts: rows of a host whose hosts row
+ * was never committed (written outside its batch, e.g. --enum endpoint
+ * rows) are dropped, and the input's rejected and excluded lines are
+ * written again as it is re-read. */
+static int resume_prepare(scan_t *sc, char *err, size_t errlen)
+{
+    static const char *const sql[] = {
+        "DELETE FROM endpoints WHERE scan_id = ?1 AND host NOT IN "
+        "(SELECT host FROM hosts WHERE scan_id = ?1)",
+        "DELETE FROM tlsa WHERE scan_id = ?1 AND host NOT IN "
+        "(SELECT host FROM hosts WHERE scan_id = ?1)",
+        "DELETE FROM findings WHERE scan_id = ?1 AND domain IS NULL AND host NOT IN "
+        "(SELECT host FROM hosts WHERE scan_id = ?1)",
+        "DELETE FROM excluded WHERE scan_id = ?1 AND (host IS NULL OR host NOT IN "
+        "(SELECT host FROM hosts WHERE scan_id = ?1))",
+        "DELETE FROM rejected WHERE scan_id = ?1",
+    };
+    sqlite3 *h = db_handle(sc->db);
+    if (sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot prepare the resumed scan: %s", sqlite3_errmsg(h));
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof sql / sizeof *sql; i++) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(h, sql[i], -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, db_scan_id(sc->db));
+            rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) {
+            snprintf(err, errlen, "cannot prepare the resumed scan: %s", sqlite3_errmsg(h));
+            sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    if (sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot prepare the resumed scan: %s", sqlite3_errmsg(h));
+        sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
 }
 
 /* Closes whatever handle is still open (start-up failure path). */
@@ -1920,6 +2173,8 @@ int scan_run(const scan_config_t *cfg)
         return 1;
     }
     int rc = 1;
+    int fds_start = getenv("MXSCAN_FD_CHECK") ? count_fds() : -1;
+    raise_fd_limit(cfg);
     sc->cfg = cfg;
     sc->tty = isatty(2);
     sc->port = cfg->port;
@@ -1958,8 +2213,14 @@ int scan_run(const scan_config_t *cfg)
         fprintf(stderr, "mxscan: %s\n", err);
         goto out;
     }
-    if (db_scan_begin(sc->db, cfg->arguments_json ? cfg->arguments_json : "[]", MXSCAN_VERSION, err,
-                      sizeof err) < 0) {
+    if (cfg->resume_scan > 0) {
+        if (db_scan_resume(sc->db, cfg->resume_scan, err, sizeof err) < 0 ||
+            resume_prepare(sc, err, sizeof err) < 0) {
+            fprintf(stderr, "mxscan: %s\n", err);
+            goto out;
+        }
+    } else if (db_scan_begin(sc->db, cfg->arguments_json ? cfg->arguments_json : "[]",
+                             MXSCAN_VERSION, err, sizeof err) < 0) {
         fprintf(stderr, "mxscan: %s\n", err);
         goto out;
     }
@@ -1973,6 +2234,9 @@ int scan_run(const scan_config_t *cfg)
         }
         sc->rl = rl_new(sc->loop, &cfg->limits);
         sc->cache = cache_new();
+        if (sc->cache) {
+            cache_set_limit(sc->cache, cfg->cache_mem ? cfg->cache_mem : 1);
+        }
         if (!sc->rl || !sc->cache) {
             fprintf(stderr, "mxscan: out of memory\n");
             goto out_loop;
@@ -1990,6 +2254,7 @@ int scan_run(const scan_config_t *cfg)
             goto out_loop;
         }
     }
+    sc->host_lookup = cfg->resume_scan > 0;
     sc->grade.now = time(NULL);
     sc->grade.expiry_warning_s = cfg->expiry_warning_s;
     sc->grade.aka = cfg->aka;
@@ -2031,6 +2296,12 @@ int scan_run(const scan_config_t *cfg)
         pthread_cancel(sc->thr);
     }
     pthread_join(sc->thr, NULL);
+    sqlite3_finalize(sc->resume_st);
+    sqlite3_close(sc->resume_conn);
+    sc->resume_st = NULL, sc->resume_conn = NULL;
+    sqlite3_finalize(sc->host_st);
+    sqlite3_close(sc->host_conn);
+    sc->host_st = NULL, sc->host_conn = NULL;
     if (!cfg->quiet) {
         progress_print(sc, 1);
     }
@@ -2093,5 +2364,8 @@ out:
     pthread_mutex_destroy(&sc->mu);
     pthread_cond_destroy(&sc->cv);
     free(sc);
+    if (fds_start >= 0) {
+        fprintf(stderr, "mxscan: descriptors: %d at start, %d at end\n", fds_start, count_fds());
+    }
     return rc;
 }
