@@ -198,6 +198,7 @@ struct scan {
 
 static void pump(scan_t *sc);
 static void host_start(scan_t *sc, cache_entry_t *e);
+static void stop_scan(scan_t *sc);
 
 /* ---- input thread --------------------------------------------------- */
 
@@ -1770,7 +1771,12 @@ static void pump(scan_t *sc)
         return;
     }
     if (!sc->db_failed && db_failed(sc->db, NULL, 0)) {
+        /* Nothing more can be stored: stop now rather than scan for nothing.
+         * The reason is printed at the end; --resume goes on from here. */
         sc->db_failed = 1;
+        if (!sc->interrupted) {
+            stop_scan(sc);
+        }
     }
     if (sc->cache && cache_mem(sc->cache) > sc->cfg->cache_mem &&
         cache_trim(sc->cache, db_committed(sc->db)) > 0) {
@@ -1862,17 +1868,12 @@ static void progress_cb(uv_timer_t *t)
     pump(sc);
 }
 
-/* Ctrl-C or SIGTERM: stop cleanly, keep what is finished. */
-static void signal_cb(uv_signal_t *s, int signum)
+/* Stops the scan: no new domain, input reading ends, sessions and lookups
+ * in flight are cancelled (their half-done domains are dropped, to be
+ * scanned by --resume). What is finished is kept. */
+static void stop_scan(scan_t *sc)
 {
-    scan_t *sc = s->data;
-    if (sc->interrupted) {
-        fprintf(stderr, "\nmxscan: already stopping; signal %d again ignored\n", signum);
-        return;
-    }
     sc->interrupted = 1;
-    fprintf(stderr, "\nmxscan: %s: stopping, keeping what is finished\n",
-            signum == SIGINT ? "interrupted" : "terminated");
     pthread_mutex_lock(&sc->mu);
     sc->input_stop = 1;
     pthread_cond_broadcast(&sc->cv);
@@ -1897,6 +1898,19 @@ static void signal_cb(uv_signal_t *s, int signum)
         sc->dns = NULL;
         dns_free(d); /* cancels lookups: their tasks are dropped */
     }
+}
+
+/* Ctrl-C or SIGTERM: stop cleanly, keep what is finished. */
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    scan_t *sc = s->data;
+    if (sc->interrupted) {
+        fprintf(stderr, "\nmxscan: already stopping; signal %d again ignored\n", signum);
+        return;
+    }
+    fprintf(stderr, "\nmxscan: %s: stopping, keeping what is finished\n",
+            signum == SIGINT ? "interrupted" : "terminated");
+    stop_scan(sc);
     pump(sc);
 }
 
@@ -2046,6 +2060,18 @@ static void print_summary(scan_t *sc, const char *status, uint64_t dups, double 
            (long long)db_scan_id(sc->db), status, (unsigned long long)sc->domains_done, elapsed,
            elapsed > 0 ? (double)sc->domains_done / elapsed : 0.0,
            (unsigned long long)atomic_load(&sc->lines));
+    if (strcmp(status, "failed") == 0 || sc->cfg->resume_scan > 0) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db_handle(sc->db), "SELECT domains FROM scans WHERE id = ?", -1, &st,
+                               NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, db_scan_id(sc->db));
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                printf("  domains stored in this scan, all runs: %lld\n",
+                       (long long)sqlite3_column_int64(st, 0));
+            }
+        }
+        sqlite3_finalize(st);
+    }
     if (!sc->cfg->parse_only) {
         printf("  postures:");
         for (size_t i = 0; i < NPOSTURES; i++) {
@@ -2313,12 +2339,19 @@ int scan_run(const scan_config_t *cfg)
     const char *status = "done";
     char dberr[256] = "";
     if (db_failed(sc->db, dberr, sizeof dberr)) {
-        fprintf(stderr, "mxscan: database error, scan stopped: %s\n", dberr);
+        fprintf(stderr,
+                "mxscan: database error, scan stopped: %s\n"
+                "mxscan: everything committed before it is kept; once the cause is fixed, go "
+                "on with: mxscan scan --resume %s\n",
+                dberr, cfg->db_path);
         status = "failed";
         rc = 1;
     } else if (sc->interrupted) {
         status = "interrupted";
         rc = 130;
+        if (!cfg->silent) {
+            fprintf(stderr, "mxscan: go on later with: mxscan scan --resume %s\n", cfg->db_path);
+        }
     } else if (sc->input_error[0]) {
         fprintf(stderr, "mxscan: %s (everything before it was scanned)\n", sc->input_error);
         status = "failed";
