@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "db/db.h"
+#include "inputs/exclude.h"
 #include "inputs/input.h"
 #include "scanner/cache.h"
 #include "scanner/dane.h"
@@ -72,6 +73,7 @@ typedef struct dom_mx {
     char host[DNS_NAME_MAX + 1];
     int pref;
     int iplit;
+    int excluded; /* the host name is listed by --exclude: not looked up or scanned */
     int waiting;
     host_summary_t sum;
 } dom_mx_t;
@@ -91,6 +93,8 @@ typedef struct domain_task {
     int n_crit, n_warn, n_info;
     /* MTA-STS (RFC 8461) and TLSRPT (RFC 8460), looked up beside the hosts */
     int have_sts, have_rpt;
+    int sts_excluded;
+    char sts_excluded_ip[46];
     sts_result_t sts;
     tlsrpt_t rpt;
     dns_status_t rpt_status;
@@ -175,6 +179,7 @@ struct scan {
     atomic_uint_fast64_t other_shard, resumed_done, excluded_domains;
     sqlite3 *resume_conn; /* the input thread's: finished domains of a resumed scan */
     sqlite3_stmt *resume_st;
+    exclude_t *exclude; /* --exclude */
     sqlite3 *host_conn; /* the loop's: stored host summaries (summary_load) */
     sqlite3_stmt *host_st;
     int host_lookup;       /* a host missing from the cache may be stored: look */
@@ -257,6 +262,17 @@ static sqlite3_stmt *resume_stmt_open(scan_t *sc, sqlite3 **conn)
     return st;
 }
 
+/* Adds a row of what --exclude kept the scan from touching. */
+static void put_excluded(db_batch_t *b, const char *domain, const char *host, const char *ip,
+                         const char *reason)
+{
+    db_row(b, "excluded", 0);
+    db_text(b, "domain", domain);
+    db_text(b, "host", host);
+    db_text(b, "ip", ip);
+    db_text(b, "reason", reason);
+}
+
 /* Reads the input into the ring; blocks only itself when the ring is full. */
 static void *input_main(void *arg)
 {
@@ -313,6 +329,14 @@ static void *input_main(void *arg)
         }
         if (rst && resume_done(rst, it.domain)) {
             atomic_fetch_add(&sc->resumed_done, 1);
+            continue;
+        }
+        if (exclude_domain(sc->exclude, it.domain) == 1) {
+            /* before any DNS query */
+            atomic_fetch_add(&sc->excluded_domains, 1);
+            db_batch_t *b = db_batch_new();
+            put_excluded(b, it.domain, NULL, NULL, "the domain is listed");
+            db_submit(sc->db, b);
             continue;
         }
         atomic_fetch_add(&sc->accepted, 1);
@@ -1202,6 +1226,12 @@ static void host_dns_cb(host_task_t *h, int v6, const dns_result_t *res)
         snprintf(h->cname, sizeof h->cname, "%s", res->cname);
     }
     for (int i = 0; i < res->nrr && h->naddrs < h->sc->cfg->max_addrs; i++) {
+        if (exclude_ip(h->sc->exclude, res->rr[i].text) != 0) {
+            /* listed (or not an address we can check): never connected to */
+            put_excluded(h->batch, NULL, h->e->name, res->rr[i].text, "the address is listed");
+            h->e->sum.n_excluded++;
+            continue;
+        }
         char *ip = h->eps[h->naddrs].ip;
         size_t l = strnlen(res->rr[i].text, sizeof h->eps[0].ip - 1);
         memcpy(ip, res->rr[i].text, l);
@@ -1295,6 +1325,13 @@ static void dom_host_emit(void *ctx, const char *code, const char *detail)
     e->n++;
 }
 
+/* An MX host that --exclude kept out: its name is listed, or every address
+ * it has is. Verdicts leave it out; it is listed in the excluded table. */
+static int mx_excluded(const dom_mx_t *m)
+{
+    return m->excluded || (!m->iplit && m->sum.n_addrs == 0 && m->sum.n_excluded > 0);
+}
+
 /* MTA-STS verdicts of a domain (RFC 8461 4.1, 4.2), into the facts the
  * posture is decided from. A published record whose policy cannot be had
  * (fetch or WebPKI failure) counts as broken: RFC 8461 5 has senders with
@@ -1314,6 +1351,9 @@ static void domain_sts_verdict(domain_task_t *d, domain_facts_t *facts)
     int failures = 0, checked = 0;
     for (int i = 0; i < d->nmx; i++) {
         const host_summary_t *s = &d->mx[i].sum;
+        if (mx_excluded(&d->mx[i])) {
+            continue;
+        }
         /* The MX must show a PKIX-valid certificate for its name on every
          * endpoint that did TLS (RFC 8461 4.2). */
         int pkix = !d->mx[i].iplit && s->n_tls > 0 && s->n_pkix_valid == s->n_tls;
@@ -1397,10 +1437,32 @@ static void domain_finish(domain_task_t *d)
     domain_facts_t facts = {0};
     facts.null_mx = strcmp(d->mx_kind, "null") == 0;
     facts.dns_failed = d->dns_failed;
-    int any_addr = 0, any_v6 = 0;
+    int any_addr = 0, any_v6 = 0, n_judged = 0, n_excl = 0;
+    for (int i = 0; i < d->nmx; i++) {
+        if (!d->mx[i].iplit) {
+            mx_excluded(&d->mx[i]) ? n_excl++ : n_judged++;
+        }
+    }
+    if (n_excl > 0 && n_judged == 0) {
+        /* --exclude keeps out every MX host: nothing to judge the domain by */
+        db_batch_t *b = db_batch_new();
+        for (int i = 0; i < d->nmx; i++) {
+            if (mx_excluded(&d->mx[i])) {
+                put_excluded(b, d->name, d->mx[i].host, NULL,
+                             d->mx[i].excluded ? "the MX host name is listed"
+                                               : "every address of the MX host is listed");
+            }
+        }
+        db_submit(sc->db, b);
+        sc->domains_done++;
+        sc->domains_inflight--;
+        domain_free(d);
+        pump(sc);
+        return;
+    }
     for (int i = 0; i < d->nmx; i++) {
         dom_mx_t *m = &d->mx[i];
-        if (m->iplit) {
+        if (m->iplit || mx_excluded(m)) {
             continue;
         }
         host_summary_t *s = &m->sum;
@@ -1479,6 +1541,19 @@ static void domain_finish(domain_task_t *d)
         db_int(b, "implicit", strcmp(d->mx_kind, "implicit") == 0);
     }
     put_policies(d, b);
+    for (int i = 0; i < d->nmx; i++) {
+        if (mx_excluded(&d->mx[i])) {
+            put_excluded(b, d->name, d->mx[i].host, NULL,
+                         d->mx[i].excluded ? "the MX host name is listed"
+                                           : "every address of the MX host is listed");
+        }
+    }
+    if (d->sts_excluded) {
+        char host[INPUT_NAME_MAX + 16];
+        snprintf(host, sizeof host, "mta-sts.%s", d->name);
+        put_excluded(b, d->name, host, d->sts_excluded_ip,
+                     "the MTA-STS policy host's address is listed: policy not fetched");
+    }
     for (finding_t *f = d->findings; f; f = f->next) {
         put_finding(sc, b, d->name, f->host, NULL, 0, f->code, f->detail);
     }
@@ -1531,7 +1606,10 @@ static void mx_wait_cb(void *arg, const host_summary_t *sum)
 static void domain_sts_cb(void *arg, const sts_result_t *r)
 {
     domain_task_t *d = arg;
-    if (!r->cancelled && !d->sc->interrupted && sts_result_copy(&d->sts, r) == 0) {
+    if (r->excluded) {
+        d->sts_excluded = 1; /* the policy host's address is listed: policy unknown */
+        snprintf(d->sts_excluded_ip, sizeof d->sts_excluded_ip, "%s", r->fetch_ip);
+    } else if (!r->cancelled && !d->sc->interrupted && sts_result_copy(&d->sts, r) == 0) {
         d->have_sts = 1;
     }
     domain_pending_done(d);
@@ -1609,6 +1687,10 @@ static void domain_join_hosts(domain_task_t *d)
     }
     for (int i = 0; i < d->nmx; i++) {
         if (d->mx[i].iplit) {
+            continue;
+        }
+        if (exclude_domain(sc->exclude, d->mx[i].host) == 1) {
+            d->mx[i].excluded = 1; /* no lookup, no session */
             continue;
         }
         int created = 0;
@@ -2149,8 +2231,9 @@ static int resume_prepare(scan_t *sc, char *err, size_t errlen)
         "(SELECT host FROM hosts WHERE scan_id = ?1)",
         "DELETE FROM findings WHERE scan_id = ?1 AND domain IS NULL AND host NOT IN "
         "(SELECT host FROM hosts WHERE scan_id = ?1)",
-        "DELETE FROM excluded WHERE scan_id = ?1 AND (host IS NULL OR host NOT IN "
-        "(SELECT host FROM hosts WHERE scan_id = ?1))",
+        "DELETE FROM excluded WHERE scan_id = ?1 AND ((domain IS NOT NULL AND domain NOT IN "
+        "(SELECT domain FROM domains WHERE scan_id = ?1)) OR (domain IS NULL AND host NOT IN "
+        "(SELECT host FROM hosts WHERE scan_id = ?1)))",
         "DELETE FROM rejected WHERE scan_id = ?1",
     };
     sqlite3 *h = db_handle(sc->db);
@@ -2211,6 +2294,18 @@ int scan_run(const scan_config_t *cfg)
     if (!sc->ring || !sc->dedup) {
         fprintf(stderr, "mxscan: out of memory\n");
         goto out;
+    }
+    if (cfg->exclude_path) {
+        sc->exclude = exclude_load(cfg->exclude_path, err, sizeof err);
+        if (!sc->exclude) {
+            fprintf(stderr, "mxscan: --exclude: %s\n", err);
+            goto out;
+        }
+        if (!cfg->quiet) {
+            fprintf(stderr, "mxscan: excluding %zu address prefixes and %zu domain names (%s)\n",
+                    exclude_count_prefixes(sc->exclude), exclude_count_domains(sc->exclude),
+                    cfg->exclude_path);
+        }
     }
     if (cfg->input_path) {
         sc->in = input_open_file(cfg->input_path, cfg->csv_column, err, sizeof err);
@@ -2273,6 +2368,7 @@ int scan_run(const scan_config_t *cfg)
                          .timeout_ms = (int)(cfg->timeout_ms < 60000 ? cfg->timeout_ms : 60000),
                          .ca_file = cfg->ca_file,
                          .ca_path = cfg->ca_path,
+                         .exclude = sc->exclude,
                          .forget_done = 1};
         sc->sts = sts_new(sc->loop, sc->dns, sc->rl, &so, err, sizeof err);
         if (!sc->sts) {
@@ -2389,6 +2485,7 @@ out:
         input_close(sc->in);
     }
     cache_free(sc->cache);
+    exclude_free(sc->exclude);
     input_dedup_free(sc->dedup);
     if (sc->db) {
         db_close(sc->db);
