@@ -113,6 +113,11 @@ typedef struct endpoint {
     int enum_next;
     unsigned enum_accepted; /* bit i: enum_protos[i] accepted */
     db_batch_t *row;
+    /* --retry: a transient failure is tried once more, later */
+    int retried;
+    char first_error[160];
+    struct endpoint *retry_next;
+    uint64_t retry_due; /* uv_now() when the second try may start */
     char g_version[16], g_cipher[64], g_kx[16], g_group[32];
     int g_bits, g_aead, g_kex_bits, g_key_weak, g_key_bits;
     char g_key_type[16];
@@ -187,6 +192,9 @@ struct scan {
 
     uv_async_t wake;
     uv_timer_t progress;
+    uv_timer_t retry_timer;
+    endpoint_t *retry_head, *retry_tail; /* FIFO: one delay for all, so in due order */
+    uint64_t retries;
     uv_signal_t sigint, sigterm;
     int handles_closing;
 
@@ -800,6 +808,76 @@ static void ep_dane(host_task_t *h, ep_ctx_t *c, const smtp_result_t *r)
     }
 }
 
+/* A greeting that says "not now" (RFC 5321 4.2.5: 421, and 4yz replies
+ * are transient). */
+static int greeting_transient(const smtp_result_t *r)
+{
+    return r->banner_code >= 400 && r->banner_code < 500;
+}
+
+/* Worth one more try later: a connect timeout or a transient greeting. A
+ * refused connection (nothing listens) or a timeout after connecting (a
+ * tarpit) would only fail again. */
+static int transient_failure(const smtp_result_t *r)
+{
+    return (r->fail == SMTP_F_CONNECT && strstr(r->error, "timed out")) || greeting_transient(r);
+}
+
+static void endpoint_go(rl_req_t *req, int cancelled);
+
+/* Due retries ask the rate limiter for their second session; once the
+ * scan stops, they are dropped like any session in flight. */
+static void retry_cb(uv_timer_t *t)
+{
+    scan_t *sc = t->data;
+    uint64_t now = uv_now(sc->loop);
+    while (sc->retry_head && (sc->interrupted || sc->retry_head->retry_due <= now)) {
+        endpoint_t *ep = sc->retry_head;
+        sc->retry_head = ep->retry_next;
+        if (!sc->retry_head) {
+            sc->retry_tail = NULL;
+        }
+        ep->retry_next = NULL;
+        if (sc->interrupted) {
+            endpoint_done(ep->h);
+        } else {
+            rl_acquire(sc->rl, &ep->req, ep->ip, endpoint_go);
+        }
+    }
+    if (sc->retry_head && !sc->interrupted) {
+        uv_timer_start(&sc->retry_timer, retry_cb, sc->retry_head->retry_due - now, 0);
+    }
+}
+
+/* Queues an endpoint's second try, cfg->retry_ms from now. */
+static void retry_later(scan_t *sc, endpoint_t *ep, const smtp_result_t *r)
+{
+    ep->retried = 1;
+    snprintf(ep->first_error, sizeof ep->first_error, "%.16s: %.140s",
+             r->failed_step ? r->failed_step : "?", r->error);
+    ep->retry_due = uv_now(sc->loop) + sc->cfg->retry_ms;
+    ep->retry_next = NULL;
+    if (sc->retry_tail) {
+        sc->retry_tail->retry_next = ep;
+    } else {
+        sc->retry_head = ep;
+        uv_timer_start(&sc->retry_timer, retry_cb, sc->cfg->retry_ms, 0);
+    }
+    sc->retry_tail = ep;
+    sc->retries++;
+    LOG_DEBUG("session %s [%s]: %s; trying again in %llu ms", ep->h->e->name, ep->ip,
+              ep->first_error, (unsigned long long)sc->cfg->retry_ms);
+}
+
+/* A retried endpoint's row says so. */
+static void put_attempts(db_batch_t *b, const endpoint_t *ep)
+{
+    if (ep->retried) {
+        db_int(b, "attempts", 2);
+        db_text(b, "first_error", ep->first_error);
+    }
+}
+
 /* A session ended: store it, judge it, release its slot. */
 static void session_cb(void *arg, smtp_result_t *r)
 {
@@ -808,7 +886,16 @@ static void session_cb(void *arg, smtp_result_t *r)
     scan_t *sc = h->sc;
     live_remove(sc, ep);
     ep->sess = NULL;
+    if (greeting_transient(r) && sc->cfg->backoff_ms > 0) {
+        /* the server asked us to go away for now: no new connection soon */
+        rl_backoff(sc->rl, ep->ip, sc->cfg->backoff_ms);
+    }
     rl_release(sc->rl, &ep->req);
+    if (!sc->interrupted && r->fail != SMTP_F_ABORTED && !ep->retried && sc->cfg->retry_ms > 0 &&
+        transient_failure(r)) {
+        retry_later(sc, ep, r);
+        return;
+    }
     sc->endpoints_done++;
     if (r->fail != SMTP_OK) {
         sc->endpoints_failed++;
@@ -851,6 +938,7 @@ static void session_cb(void *arg, smtp_result_t *r)
     }
     if (!enumerate) {
         put_endpoint(h->batch, r, &cert, r->tls_done ? &grade : NULL);
+        put_attempts(h->batch, ep);
         grade_cert_clear(&cert);
         endpoint_done(h);
         return;
@@ -859,6 +947,7 @@ static void session_cb(void *arg, smtp_result_t *r)
      * has been tried; the negotiated one is known to be accepted. */
     ep->row = db_batch_new();
     put_endpoint(ep->row, r, &cert, NULL);
+    put_attempts(ep->row, ep);
     grade_cert_clear(&cert);
     int i = proto_index(r->tls.version);
     ep->enum_accepted = i >= 0 ? 1u << i : 0;
@@ -1968,6 +2057,9 @@ static void stop_scan(scan_t *sc)
     if (sc->rl) {
         rl_cancel_all(sc->rl);
     }
+    if (sc->retry_head) {
+        uv_timer_start(&sc->retry_timer, retry_cb, 0, 0); /* drops them, from the loop */
+    }
     while (sc->live) {
         endpoint_t *ep = sc->live;
         live_remove(sc, ep);
@@ -2013,6 +2105,8 @@ static void close_all(scan_t *sc)
     wake_off(sc);
     uv_timer_stop(&sc->progress);
     uv_close((uv_handle_t *)&sc->progress, NULL);
+    uv_timer_stop(&sc->retry_timer);
+    uv_close((uv_handle_t *)&sc->retry_timer, NULL);
     uv_close((uv_handle_t *)&sc->wake, NULL);
     uv_signal_stop(&sc->sigint);
     uv_signal_stop(&sc->sigterm);
@@ -2043,6 +2137,8 @@ void scan_config_defaults(scan_config_t *c)
     c->dns_tries = 2;
     c->limits.concurrency = 100;
     c->limits.per_ip = 1;
+    c->limits.per_prefix = 4;
+    c->limits.min_interval_ms = 1000;
     c->limits.rate = 20;
     c->max_domains = 1000;
     c->max_addrs = 4;
@@ -2390,6 +2486,8 @@ int scan_run(const scan_config_t *cfg)
     sc->wake.data = sc;
     uv_timer_init(sc->loop, &sc->progress);
     sc->progress.data = sc;
+    uv_timer_init(sc->loop, &sc->retry_timer);
+    sc->retry_timer.data = sc;
     uv_signal_init(sc->loop, &sc->sigint);
     uv_signal_init(sc->loop, &sc->sigterm);
     sc->sigint.data = sc->sigterm.data = sc;

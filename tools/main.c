@@ -98,12 +98,16 @@ static void usage_scan(FILE *f)
             "politeness (defaults are safe for servers you do not run):\n"
             "      --concurrency N    SMTP sessions in flight (default %d)\n"
             "      --per-ip N         sessions in flight to one IP address (default %d)\n"
+            "      --per-prefix N     sessions in flight to one IPv4 /24 or IPv6 /48\n"
+            "                         (default %d; 0 = no cap)\n"
+            "      --min-interval T   least time between two connections to one IP\n"
+            "                         (default %llums; 0 = none)\n"
             "      --rate N           new connections per second, 0 = no limit\n"
             "                         (default %g)\n"
             "      --backoff T        after a 421 or 4xx greeting, no new connection to that\n"
             "                         IP for T (default %llus; 0 = none)\n"
-            "      --retry T          a connect timeout or 421 greeting is tried once more,\n"
-            "                         T later (default %llus; 0 = never)\n"
+            "      --retry T          a connect timeout or a 421/4xx greeting is tried once\n"
+            "                         more, T later (default %llus; 0 = never)\n"
             "      --exclude FILE     never touch what FILE lists: addresses and CIDR\n"
             "                         prefixes (zmap blocklist style) and domain names (with\n"
             "                         everything under them); see docs/exclude.md\n"
@@ -125,7 +129,8 @@ static void usage_scan(FILE *f)
             "Exit status: 0 scan done, 1 error, 130 interrupted (what was finished is kept).\n",
             d.dns_timeout_ms, d.dns_tries, d.port, d.helo,
             (unsigned long long)(d.timeout_ms / 1000), d.max_addrs, d.limits.concurrency,
-            d.limits.per_ip, d.limits.rate, (unsigned long long)(d.backoff_ms / 1000),
+            d.limits.per_ip, d.limits.per_prefix, (unsigned long long)d.limits.min_interval_ms,
+            d.limits.rate, (unsigned long long)(d.backoff_ms / 1000),
             (unsigned long long)(d.retry_ms / 1000), d.max_domains, d.dedup_mem >> 20,
             d.cache_mem >> 20);
 }
@@ -348,6 +353,8 @@ static int cmd_scan(int argc, char **argv)
         {"resume", required_argument, 0, O_RESUME},
         {"cache-mem", required_argument, 0, O_CACHE_MEM},
         {"exclude", required_argument, 0, O_EXCLUDE},
+        {"per-prefix", required_argument, 0, O_PER_PREFIX},
+        {"min-interval", required_argument, 0, O_MIN_INTERVAL},
         {"backoff", required_argument, 0, O_BACKOFF},
         {"retry", required_argument, 0, O_RETRY},
         {0, 0, 0, 0},
@@ -532,6 +539,13 @@ static int cmd_scan(int argc, char **argv)
             break; /* taken above */
         case O_EXCLUDE:
             c.exclude_path = optarg;
+            break;
+        case O_PER_PREFIX:
+            c.limits.per_prefix = (int)num_arg("--per-prefix", optarg, 0, 100000);
+            break;
+        case O_MIN_INTERVAL:
+            c.limits.min_interval_ms =
+                (int)(strcmp(optarg, "0") == 0 ? 0 : duration_ms("--min-interval", optarg));
             break;
         case O_BACKOFF:
             c.backoff_ms = strcmp(optarg, "0") == 0 ? 0 : duration_ms("--backoff", optarg);

@@ -17,6 +17,11 @@ ALTER TABLE scans ADD COLUMN merged_from TEXT;
 -- cache evicted the host, reads it back instead of scanning the host again.
 ALTER TABLE hosts ADD COLUMN summary TEXT;
 
+-- --retry: a connect timeout or a 421/4xx greeting is tried once more,
+-- later in the scan; the row is the second try's, and says what the first met.
+ALTER TABLE endpoints ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE endpoints ADD COLUMN first_error TEXT; -- "step: error" of the first try
+
 -- A resumed scan re-reads its input: an input line is rejected once.
 CREATE UNIQUE INDEX IF NOT EXISTS rejected_line ON rejected(scan_id, line);
 
