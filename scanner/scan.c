@@ -198,7 +198,7 @@ struct scan {
     uv_signal_t sigint, sigterm;
     int handles_closing;
 
-    int interrupted, finished, closed, db_failed;
+    int interrupted, finished, closed, db_failed, stop_pending;
     int wake_closed; /* under mu: no thread may send on wake any more */
     uint64_t t0;
     uint64_t domains_started, domains_done, domains_inflight;
@@ -1945,9 +1945,11 @@ static void pump(scan_t *sc)
         /* Nothing more can be stored: stop now rather than scan for nothing.
          * The reason is printed at the end; --resume goes on from here. */
         sc->db_failed = 1;
-        if (!sc->interrupted) {
-            stop_scan(sc);
-        }
+        /* pump may run inside a c-ares or session callback, where the
+         * resolver and sessions cannot be torn down: stop from the top of
+         * the loop (wake_cb) */
+        sc->stop_pending = 1;
+        uv_async_send(&sc->wake);
     }
     if (sc->cache && cache_mem(sc->cache) > sc->cfg->cache_mem &&
         cache_trim(sc->cache, db_committed(sc->db)) > 0) {
@@ -1981,6 +1983,12 @@ static void wake_cb(uv_async_t *a)
     if (sc->finished) {
         close_all(sc);
         return;
+    }
+    if (sc->stop_pending) {
+        sc->stop_pending = 0;
+        if (!sc->interrupted) {
+            stop_scan(sc);
+        }
     }
     pump(sc);
 }
