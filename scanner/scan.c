@@ -17,6 +17,8 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -185,6 +187,7 @@ struct scan {
     sqlite3 *resume_conn; /* the input thread's: finished domains of a resumed scan */
     sqlite3_stmt *resume_st;
     exclude_t *exclude; /* --exclude */
+    int lock_fd;        /* flock()ed: one scanner per database file */
     sqlite3 *host_conn; /* the loop's: stored host summaries (summary_load) */
     sqlite3_stmt *host_st;
     int host_lookup;       /* a host missing from the cache may be stored: look */
@@ -2386,6 +2389,7 @@ int scan_run(const scan_config_t *cfg)
         return 1;
     }
     int rc = 1;
+    sc->lock_fd = -1;
     int fds_start = getenv("MXSCAN_FD_CHECK") ? count_fds() : -1;
     raise_fd_limit(cfg);
     sc->cfg = cfg;
@@ -2436,6 +2440,14 @@ int scan_run(const scan_config_t *cfg)
     sc->db = db_open(cfg->db_path, err, sizeof err);
     if (!sc->db) {
         fprintf(stderr, "mxscan: %s\n", err);
+        goto out;
+    }
+    /* One scanner per file at a time: above all, two runs must never resume
+     * the same scan. flock() locks are apart from SQLite's POSIX locks. */
+    sc->lock_fd = open(cfg->db_path, O_RDONLY | O_CLOEXEC);
+    if (sc->lock_fd >= 0 && flock(sc->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "mxscan: another mxscan scan is writing to %s; wait for it to end%s\n",
+                cfg->db_path, cfg->resume_scan > 0 ? " before resuming" : "");
         goto out;
     }
     if (cfg->resume_scan > 0) {
@@ -2595,6 +2607,9 @@ out:
     input_dedup_free(sc->dedup);
     if (sc->db) {
         db_close(sc->db);
+    }
+    if (sc->lock_fd >= 0) {
+        close(sc->lock_fd); /* releases the flock */
     }
     free(sc->ring);
     pthread_mutex_destroy(&sc->mu);
