@@ -317,6 +317,25 @@ async def b_counter(s):
     await s.command_loop(ehlo_list(s, starttls=False))
 
 
+_FLAKY = {"n": 0}
+
+
+async def b_flaky421(s):
+    # Every other connection is turned away with 421 (RFC 5321 4.2.5: try
+    # again later); the others get a normal session without STARTTLS.
+    _FLAKY["n"] += 1
+    if _FLAKY["n"] % 2 == 1:
+        await s.send("421 4.3.2 %s busy, try again later\r\n" % s.host)
+        return
+    await s.send(greeting(s))
+    await s.command_loop(ehlo_list(s, starttls=False))
+
+
+async def b_busy450(s):
+    # Always a transient refusal at the greeting.
+    await s.send("450 4.7.1 %s come back later\r\n" % s.host)
+
+
 async def b_resetconn(s):
     # Accept and close at once, abortively (RST) so the client sees a reset.
     sock = s.w.get_extra_info("socket")
@@ -585,6 +604,44 @@ class SilentConn(asyncio.Protocol):
         self.lst.closed(self, time.monotonic() - self.t0, exc)
 
 
+class BlackholeListener:
+    """A listener whose TCP handshakes never complete: listen(0), never
+    accept, and the accept queue filled by its own connections, so the
+    kernel drops every further SYN and a client's connect times out (what a
+    firewalled or overloaded host looks like). Nothing is logged: no
+    connection is ever made."""
+
+    def __init__(self, name, addr, port, log):
+        self.name = name
+        self.addr = addr
+        self.port = port
+        self.log = log
+        self.server = self
+        self.sock = None
+        self.fill = []
+
+    async def start(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((self.addr, self.port))
+        self.sock.listen(0)
+        for _ in range(3):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect((self.addr, self.port))
+            except (BlockingIOError, OSError):
+                pass
+            self.fill.append(c)
+        await asyncio.sleep(0.2)
+
+    def close(self):
+        for c in self.fill:
+            c.close()
+        if self.sock is not None:
+            self.sock.close()
+
+
 class SilentListener:
     """Accepts and then says nothing, for many thousands of connections at
     once: a bare asyncio.Protocol per connection (no stream, no coroutine),
@@ -683,6 +740,9 @@ BEHAVIOURS = [
     (16, "tlsreset", b_tlsreset),
     (17, "silent", None),  # SilentListener: many connections, summary log lines
     (18, "teergrube", b_teergrube),
+    (19, "flaky421", b_flaky421),
+    (20, "busy450", b_busy450),
+    (21, "blackhole", None),  # BlackholeListener: a full accept queue, connects time out
 ]
 
 
@@ -736,7 +796,9 @@ async def main():
         if only and name not in only:
             continue
         addr = "%s%d" % (args.prefix, octet)
-        if handler is None:
+        if handler is None and name == "blackhole":
+            lst = BlackholeListener(name, addr, args.port, log)
+        elif handler is None:
             lst = SilentListener(name, [addr] + crowd, args.port, log)
         else:
             lst = Listener(name, addr, args.port, handler, log)
