@@ -74,6 +74,19 @@ class TestRetry(unittest.TestCase):
                          [("mx-closed.test", 1), ("mx-tarpit.test", 1)])
         self.assertLess(r.elapsed, 2.9)
 
+    def test_check_does_not_retry(self):
+        """mxscan check reports a 450 greeting at once: one connection, no
+        one-minute wait for a retry."""
+        import subprocess
+        from mxtest import CA_FILE, MXSCAN, RESOLVER
+        t0 = time.time()
+        p = subprocess.run([MXSCAN, "check", "--resolver", RESOLVER, "--ca-file", CA_FILE,
+                            "busy450.test"], capture_output=True, timeout=60)
+        self.assertLess(time.time() - t0, 15)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("450", p.stdout.decode(errors="replace"))
+        self.assertEqual(len(connects("busy450", t0)), 1)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
