@@ -567,8 +567,9 @@ static int cmd_scan(int argc, char **argv)
         c.db_path = resume; /* the file named now, wherever it was first written */
         c.resume_scan = resume_id;
         if (c.input_path && strcmp(c.input_path, "-") == 0 && isatty(0)) {
-            fprintf(stderr, "mxscan: scan %lld read its domains from standard input: give them "
-                            "again (mxscan scan --resume %s < FILE, or -i FILE)\n",
+            fprintf(stderr,
+                    "mxscan: scan %lld read its domains from standard input: give them "
+                    "again (mxscan scan --resume %s < FILE, or -i FILE)\n",
                     (long long)resume_id, resume);
             return 2;
         }
