@@ -50,6 +50,7 @@ enum {
 extern const char db_schema_sql[];
 extern const char db_migration_002[];
 extern const char db_migration_003[];
+extern const char db_migration_004[];
 
 /*
  * Migrations, in order: entry i brings a database from user_version i to
@@ -62,6 +63,7 @@ static const char *const migrations[] = {
     db_schema_sql,
     db_migration_002,
     db_migration_003,
+    db_migration_004,
 };
 #define DB_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -124,6 +126,7 @@ struct txn {
     uint64_t started_ms;
     uint64_t rows; /* rows of the batches in it, whatever became of them */
     uint64_t written, errors, duplicates;
+    uint64_t batches; /* batches in it */
 };
 
 struct db {
@@ -135,6 +138,8 @@ struct db {
     /* Under mu: the queue, the counters the loop reads, the failure. */
     db_batch_t *head, *tail;
     size_t backlog;
+    uint64_t submitted; /* batches queued since open */
+    uint64_t committed; /* of those, batches in committed transactions (in order) */
     db_stats_t stats;
     bool stopping;
     bool failed;
@@ -447,6 +452,34 @@ int64_t db_scan_begin(db_t *db, const char *arguments_json, const char *version,
     sqlite3_finalize(st);
     db->scan_id = sqlite3_last_insert_rowid(db->conn);
     return db->scan_id;
+}
+
+/* Makes an unfinished scan current again (mxscan scan --resume). */
+int db_scan_resume(db_t *db, int64_t scan_id, char *err, size_t errlen)
+{
+    static const char sql[] = "UPDATE scans SET status = 'running', ended_at = NULL, "
+                              "resumed = resumed + 1 WHERE id = ? AND status <> 'done'";
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (db->running) {
+        set_err(err, errlen, "cannot resume a scan while the writer runs");
+        return -1;
+    }
+    rc = sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, scan_id);
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_DONE || sqlite3_changes(db->conn) != 1) {
+        set_err(err, errlen, "cannot resume scan %lld: %s", (long long)scan_id,
+                rc != SQLITE_DONE ? sqlite3_errmsg(db->conn) : "no unfinished scan with that id");
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    db->scan_id = scan_id;
+    return 0;
 }
 
 /* The current scan's id, or -1 before db_scan_begin(). */
@@ -943,6 +976,7 @@ static void writer_commit(db_t *db)
     db->stats.errors += db->txn.errors;
     db->stats.duplicates += db->txn.duplicates;
     db->stats.commits++;
+    db->committed += db->txn.batches;
     db->backlog -= db->txn.rows < db->backlog ? db->txn.rows : db->backlog;
     pthread_mutex_unlock(&db->mu);
     memset(&db->txn, 0, sizeof(db->txn));
@@ -971,6 +1005,7 @@ static void writer_batch(db_t *db, const db_batch_t *b)
         db->txn.started_ms = mono_ms();
     }
     db->txn.rows += db_batch_rows(b);
+    db->txn.batches++;
     rc = write_batch(db, b, &table);
     if (rc != 0) {
         char what[NAME_MAX_LEN + 16];
@@ -1079,17 +1114,20 @@ int db_writer_start(db_t *db, void (*notify)(void *arg), void *arg, char *err, s
 
 /* Queues a batch for the writer; only the mutex is taken. After a failure
  * the batch is freed at once: it could never be written. */
-void db_submit(db_t *db, db_batch_t *b)
+uint64_t db_submit(db_t *db, db_batch_t *b)
 {
+    uint64_t seq;
+
     if (b == NULL)
-        return;
+        return 0;
     pthread_mutex_lock(&db->mu);
     if (db->failed || db_batch_rows(b) == 0) {
         db->stats.errors += db->failed ? db_batch_rows(b) : 0;
         pthread_mutex_unlock(&db->mu);
         db_batch_free(b);
-        return;
+        return 0;
     }
+    seq = ++db->submitted;
     b->next = NULL;
     if (db->tail != NULL)
         db->tail->next = b;
@@ -1099,6 +1137,19 @@ void db_submit(db_t *db, db_batch_t *b)
     db->backlog += db_batch_rows(b);
     pthread_cond_signal(&db->cv);
     pthread_mutex_unlock(&db->mu);
+    return seq;
+}
+
+/* Batches in committed transactions: the writer takes batches in order, so
+ * batch number seq (from db_submit) is on disk once this is >= seq. */
+uint64_t db_committed(db_t *db)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&db->mu);
+    n = db->committed;
+    pthread_mutex_unlock(&db->mu);
+    return n;
 }
 
 /* Rows submitted and not yet committed (nor given up after a failure). */

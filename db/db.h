@@ -49,12 +49,20 @@ struct sqlite3 *db_handle(db_t *db);
 int64_t db_scan_begin(db_t *db, const char *arguments_json, const char *version, char *err,
                       size_t errlen);
 int64_t db_scan_id(const db_t *db);
+/* Makes an unfinished scan (status not 'done') the current scan again:
+ * status 'running', resumed + 1. Returns 0, or -1 with err. */
+int db_scan_resume(db_t *db, int64_t scan_id, char *err, size_t errlen);
 
 /* Starts the writer thread. notify, if not NULL, is called from the writer
  * thread after each commit. Returns 0 or -1 with err. */
 int db_writer_start(db_t *db, void (*notify)(void *arg), void *arg, char *err, size_t errlen);
-/* Hands a batch to the writer (takes ownership). Never blocks on disk. */
-void db_submit(db_t *db, db_batch_t *b);
+/* Hands a batch to the writer (takes ownership). Never blocks on disk.
+ * Returns the batch's sequence number (1, 2, ...; 0 if it was dropped:
+ * empty, or the writer has failed). */
+uint64_t db_submit(db_t *db, db_batch_t *b);
+/* Batches committed so far, in submission order: the batch with sequence
+ * number seq is on disk once db_committed() >= seq. Thread-safe. */
+uint64_t db_committed(db_t *db);
 /* Rows submitted but not yet committed. Thread-safe. */
 size_t db_backlog(db_t *db);
 /* Non-zero once the writer hit an error it cannot go past (disk full, I/O

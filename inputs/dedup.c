@@ -100,3 +100,15 @@ void input_dedup_free(input_dedup_t *d)
     munmap(d->slots, d->nbuckets * BUCKET_SLOTS * sizeof(uint64_t));
     free(d);
 }
+
+/* The shard of a name: see input.h. Plain FNV-1a 64 (no finaliser), so
+ * that the value is easy to reproduce in other tools (docs/sharding.md). */
+unsigned input_shard_of(const char *name, unsigned n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ULL;
+    }
+    return n > 1 ? (unsigned)(h % n) : 0;
+}

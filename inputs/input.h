@@ -71,6 +71,11 @@ typedef struct input_dedup input_dedup_t;
 input_dedup_t *input_dedup_new(size_t mem);
 /* Returns 1 if name was seen before (and records it if not). */
 int input_dedup_seen(input_dedup_t *d, const char *name);
+
+/* The shard (0 .. n-1) a normalised domain belongs to with --shard I/N:
+ * FNV-1a 64 of the name, modulo n. Stable across versions and machines:
+ * N machines given the same list and I = 0 .. N-1 split it without overlap. */
+unsigned input_shard_of(const char *name, unsigned n);
 void input_dedup_free(input_dedup_t *d);
 
 #endif

@@ -10,7 +10,43 @@
 struct cache {
     cache_entry_t **buckets;
     size_t nbuckets, count;
+    cache_entry_t *lru_head, *lru_tail; /* done entries: head = least recently used */
+    size_t mem, limit;                  /* limit 0: unbounded */
+    uint64_t evicted;
 };
+
+/* What one entry costs: the struct, its name and the allocator's header. */
+static size_t entry_mem(const cache_entry_t *e)
+{
+    return sizeof *e + strlen(e->name) + 1 + 16;
+}
+
+static void lru_unlink(cache_t *c, cache_entry_t *e)
+{
+    if (e->lru_prev) {
+        e->lru_prev->lru_next = e->lru_next;
+    } else if (c->lru_head == e) {
+        c->lru_head = e->lru_next;
+    }
+    if (e->lru_next) {
+        e->lru_next->lru_prev = e->lru_prev;
+    } else if (c->lru_tail == e) {
+        c->lru_tail = e->lru_prev;
+    }
+    e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push(cache_t *c, cache_entry_t *e)
+{
+    e->lru_prev = c->lru_tail;
+    e->lru_next = NULL;
+    if (c->lru_tail) {
+        c->lru_tail->lru_next = e;
+    } else {
+        c->lru_head = e;
+    }
+    c->lru_tail = e;
+}
 
 /* FNV-1a of a host name. */
 static size_t hash_name(const char *s)
@@ -31,6 +67,7 @@ cache_t *cache_new(void)
     }
     c->nbuckets = 1024;
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
+    c->mem = c->nbuckets * sizeof *c->buckets;
     if (!c->buckets) {
         free(c);
         return NULL;
@@ -81,6 +118,7 @@ static void grow(cache_t *c)
         }
     }
     free(c->buckets);
+    c->mem += (nb - c->nbuckets) * sizeof *b;
     c->buckets = b;
     c->nbuckets = nb;
 }
@@ -92,6 +130,10 @@ cache_entry_t *cache_get(cache_t *c, const char *host, int *created)
     for (cache_entry_t *e = c->buckets[k]; e; e = e->hnext) {
         if (strcmp(e->name, host) == 0) {
             *created = 0;
+            if (e->done && c->lru_tail != e) {
+                lru_unlink(c, e);
+                lru_push(c, e); /* most recently used */
+            }
             return e;
         }
     }
@@ -101,6 +143,8 @@ cache_entry_t *cache_get(cache_t *c, const char *host, int *created)
         return NULL;
     }
     memcpy(e->name, host, n + 1);
+    e->owner = c;
+    c->mem += entry_mem(e);
     e->hnext = c->buckets[k];
     c->buckets[k] = e;
     *created = 1;
@@ -131,6 +175,9 @@ int cache_wait(cache_entry_t *e, cache_wait_cb cb, void *arg)
 /* Completes an entry and wakes its waiters. */
 void cache_complete(cache_entry_t *e)
 {
+    if (!e->done && e->owner) {
+        lru_push(e->owner, e);
+    }
     e->done = 1;
     cache_waiter_t *w = e->waiters;
     e->waiters = NULL;
@@ -146,4 +193,59 @@ void cache_complete(cache_entry_t *e)
 size_t cache_count(const cache_t *c)
 {
     return c->count;
+}
+
+/* Sets the memory limit; 0 = unbounded. */
+void cache_set_limit(cache_t *c, size_t bytes)
+{
+    c->limit = bytes;
+}
+
+/* Bytes held; see cache.h. */
+size_t cache_mem(const cache_t *c)
+{
+    return c->mem;
+}
+
+/* Entries evicted so far. */
+uint64_t cache_evicted(const cache_t *c)
+{
+    return c->evicted;
+}
+
+/* Evicts least recently used done entries whose rows are committed. The
+ * LRU order is completion order except for entries used again, whose rows
+ * are older, so the walk stops at the first entry not yet committed: each
+ * call costs what it evicts, plus one. */
+size_t cache_trim(cache_t *c, uint64_t committed)
+{
+    size_t n = 0;
+    if (c->limit == 0) {
+        return 0;
+    }
+    cache_entry_t *e = c->lru_head;
+    while (e && c->mem > c->limit) {
+        cache_entry_t *next = e->lru_next;
+        if (e->seq > committed) {
+            break; /* completed after this are newer still: wait for commits */
+        }
+        if (!e->waiters) {
+            lru_unlink(c, e);
+            size_t k = hash_name(e->name) & (c->nbuckets - 1);
+            cache_entry_t **pp = &c->buckets[k];
+            while (*pp && *pp != e) {
+                pp = &(*pp)->hnext;
+            }
+            if (*pp) {
+                *pp = e->hnext;
+            }
+            c->mem -= entry_mem(e);
+            c->count--;
+            c->evicted++;
+            free(e);
+            n++;
+        }
+        e = next;
+    }
+    return n;
 }

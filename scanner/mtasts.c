@@ -30,6 +30,8 @@
  */
 #include "scanner/mtasts.h"
 
+#include "inputs/exclude.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -637,6 +639,7 @@ struct sts {
     dns_t *dns;
     rl_t *rl;
     int port, timeout_ms, forget_done;
+    const struct exclude *exclude;
     size_t max_body;
     char *ca_file, *ca_path;
     CURLM *multi;
@@ -1349,7 +1352,13 @@ static void addr_cb(void *arg, const dns_result_t *r)
         finish_cancelled(e);
     } else if (r->status == DNS_NOERROR && r->nrr > 0) {
         snprintf(e->res.fetch_ip, sizeof e->res.fetch_ip, "%.45s", r->rr[0].text);
-        go_gate(e);
+        if (s->exclude && exclude_ip(s->exclude, e->res.fetch_ip) != 0) {
+            /* listed: no packet goes to it; the domain's policy stays unknown */
+            e->res.excluded = 1;
+            fetch_fail(e, STS_FETCH_NONE, "not fetched: the address is excluded (--exclude)");
+        } else {
+            go_gate(e);
+        }
     } else if (e->state == E_ADDR_A) {
         /* No IPv4 address: IPv6 is as good a way to the policy. */
         e->a_status = r->status;
@@ -1486,6 +1495,7 @@ sts_t *sts_new(uv_loop_t *loop, dns_t *dns, rl_t *rl, const sts_opts_t *o, char 
     s->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : STS_TIMEOUT_DEF;
     s->max_body = o && o->max_body > 0 ? o->max_body : STS_BODY_DEFAULT;
     s->forget_done = o ? o->forget_done : 0;
+    s->exclude = o ? o->exclude : NULL;
     s->ca_file = o && o->ca_file ? strdup(o->ca_file) : NULL;
     s->ca_path = o && o->ca_path ? strdup(o->ca_path) : NULL;
     s->nbuckets = 1024;

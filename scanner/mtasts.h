@@ -118,6 +118,7 @@ typedef struct sts_result {
     sts_fetch_status_t fetch_status;
     char fetch_error[STS_ERROR_MAX]; /* verbatim from curl, or what we saw */
     char fetch_ip[46];               /* address the policy host was reached at */
+    int excluded;                    /* fetch_ip is listed by --exclude: not fetched */
     long http_status;                /* 0 without a response */
     int webpki_valid;                /* 1, 0, or -1 when TLS was not reached */
     double t_fetch;                  /* ms from the connection grant to the end, -1 */
@@ -135,9 +136,10 @@ typedef struct sts_opts {
     size_t max_body;     /* policy size cap in bytes; 0 = STS_BODY_DEFAULT */
     const char *ca_file; /* PEM trust anchors; with ca_path NULL too, the system store */
     const char *ca_path; /* hashed certificate directory */
-    int forget_done;     /* 0: finished results stay cached for the life of sts_t (a domain
-                          * asked again is answered from memory); 1: only checks in flight are
-                          * shared, so memory stays flat over millions of domains */
+    const struct exclude *exclude; /* --exclude: a listed policy host address is not fetched */
+    int forget_done; /* 0: finished results stay cached for the life of sts_t (a domain
+                      * asked again is answered from memory); 1: only checks in flight are
+                      * shared, so memory stays flat over millions of domains */
 } sts_opts_t;
 
 typedef struct sts sts_t;

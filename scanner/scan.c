@@ -16,6 +16,7 @@
 #include "scanner/scan.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include <uv.h>
 
 #include "db/db.h"
+#include "inputs/exclude.h"
 #include "inputs/input.h"
 #include "scanner/cache.h"
 #include "scanner/dane.h"
@@ -71,6 +73,7 @@ typedef struct dom_mx {
     char host[DNS_NAME_MAX + 1];
     int pref;
     int iplit;
+    int excluded; /* the host name is listed by --exclude: not looked up or scanned */
     int waiting;
     host_summary_t sum;
 } dom_mx_t;
@@ -90,6 +93,8 @@ typedef struct domain_task {
     int n_crit, n_warn, n_info;
     /* MTA-STS (RFC 8461) and TLSRPT (RFC 8460), looked up beside the hosts */
     int have_sts, have_rpt;
+    int sts_excluded;
+    char sts_excluded_ip[46];
     sts_result_t sts;
     tlsrpt_t rpt;
     dns_status_t rpt_status;
@@ -108,6 +113,11 @@ typedef struct endpoint {
     int enum_next;
     unsigned enum_accepted; /* bit i: enum_protos[i] accepted */
     db_batch_t *row;
+    /* --retry: a transient failure is tried once more, later */
+    int retried;
+    char first_error[160];
+    struct endpoint *retry_next;
+    uint64_t retry_due; /* uv_now() when the second try may start */
     char g_version[16], g_cipher[64], g_kx[16], g_group[32];
     int g_bits, g_aead, g_kex_bits, g_key_weak, g_key_bits;
     char g_key_type[16];
@@ -171,9 +181,20 @@ struct scan {
     int input_done, input_stop;
     char input_error[256];
     atomic_uint_fast64_t lines, rejected, dup_input, accepted;
+    atomic_uint_fast64_t other_shard, resumed_done, excluded_domains;
+    sqlite3 *resume_conn; /* the input thread's: finished domains of a resumed scan */
+    sqlite3_stmt *resume_st;
+    exclude_t *exclude; /* --exclude */
+    sqlite3 *host_conn; /* the loop's: stored host summaries (summary_load) */
+    sqlite3_stmt *host_st;
+    int host_lookup;       /* a host missing from the cache may be stored: look */
+    uint64_t hosts_loaded; /* hosts read back from the database, not scanned */
 
     uv_async_t wake;
     uv_timer_t progress;
+    uv_timer_t retry_timer;
+    endpoint_t *retry_head, *retry_tail; /* FIFO: one delay for all, so in due order */
+    uint64_t retries;
     uv_signal_t sigint, sigterm;
     int handles_closing;
 
@@ -190,6 +211,7 @@ struct scan {
 
 static void pump(scan_t *sc);
 static void host_start(scan_t *sc, cache_entry_t *e);
+static void stop_scan(scan_t *sc);
 
 /* ---- input thread --------------------------------------------------- */
 
@@ -222,12 +244,61 @@ static void store_reject(scan_t *sc, const input_item_t *it)
     db_submit(sc->db, b);
 }
 
+/* A resumed scan: is the domain already stored? (on the input thread's own
+ * read connection; WAL lets it read beside the writer). */
+static int resume_done(sqlite3_stmt *st, const char *domain)
+{
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
+    return sqlite3_step(st) == SQLITE_ROW;
+}
+
+/* Opens the read connection and statement of a resumed scan's input. */
+static sqlite3_stmt *resume_stmt_open(scan_t *sc, sqlite3 **conn)
+{
+    sqlite3_stmt *st = NULL;
+    *conn = NULL;
+    if (sqlite3_open_v2(sc->cfg->db_path, conn, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(*conn, 10000) != SQLITE_OK ||
+        sqlite3_prepare_v2(*conn, "SELECT 1 FROM domains WHERE scan_id = ?1 AND domain = ?2", -1,
+                           &st, NULL) != SQLITE_OK) {
+        sqlite3_close(*conn);
+        *conn = NULL;
+        return NULL;
+    }
+    sqlite3_bind_int64(st, 1, db_scan_id(sc->db));
+    return st;
+}
+
+/* Adds a row of what --exclude kept the scan from touching. */
+static void put_excluded(db_batch_t *b, const char *domain, const char *host, const char *ip,
+                         const char *reason)
+{
+    db_row(b, "excluded", 0);
+    db_text(b, "domain", domain);
+    db_text(b, "host", host);
+    db_text(b, "ip", ip);
+    db_text(b, "reason", reason);
+}
+
 /* Reads the input into the ring; blocks only itself when the ring is full. */
 static void *input_main(void *arg)
 {
     scan_t *sc = arg;
     input_item_t it;
+    sqlite3_stmt *rst = NULL;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    if (sc->cfg->resume_scan > 0) {
+        /* kept in sc, closed after the join: the thread may be cancelled */
+        rst = sc->resume_st = resume_stmt_open(sc, &sc->resume_conn);
+        if (!rst) {
+            pthread_mutex_lock(&sc->mu);
+            snprintf(sc->input_error, sizeof sc->input_error,
+                     "cannot read the finished domains of the resumed scan");
+            pthread_mutex_unlock(&sc->mu);
+            goto done;
+        }
+    }
     for (;;) {
         pthread_mutex_lock(&sc->mu);
         int stop = sc->input_stop;
@@ -255,8 +326,25 @@ static void *input_main(void *arg)
             store_reject(sc, &it);
             continue;
         }
+        if (sc->cfg->shard_n > 1 &&
+            input_shard_of(it.domain, sc->cfg->shard_n) != sc->cfg->shard_i) {
+            atomic_fetch_add(&sc->other_shard, 1);
+            continue;
+        }
         if (input_dedup_seen(sc->dedup, it.domain)) {
             atomic_fetch_add(&sc->dup_input, 1);
+            continue;
+        }
+        if (rst && resume_done(rst, it.domain)) {
+            atomic_fetch_add(&sc->resumed_done, 1);
+            continue;
+        }
+        if (exclude_domain(sc->exclude, it.domain) == 1) {
+            /* before any DNS query */
+            atomic_fetch_add(&sc->excluded_domains, 1);
+            db_batch_t *b = db_batch_new();
+            put_excluded(b, it.domain, NULL, NULL, "the domain is listed");
+            db_submit(sc->db, b);
             continue;
         }
         atomic_fetch_add(&sc->accepted, 1);
@@ -278,6 +366,7 @@ static void *input_main(void *arg)
             wake_send(sc);
         }
     }
+done:
     pthread_mutex_lock(&sc->mu);
     sc->input_done = 1;
     if (!sc->wake_closed) {
@@ -381,6 +470,80 @@ static void host_finding(host_task_t *h, const char *code, const char *detail)
     count_sev(sev, &h->e->sum.n_crit, &h->e->sum.n_warn, &h->e->sum.n_info);
 }
 
+/* The host summary as stored in hosts.summary (read back by summary_load). */
+static char *summary_json(const host_summary_t *m)
+{
+    strbuf_t sb;
+    sb_init(&sb);
+    sb_printf(&sb, "{\"dns_failed\":%d,\"dns_error\":", m->dns_failed);
+    sb_json_str(&sb, m->dns_error, strnlen(m->dns_error, sizeof m->dns_error));
+    sb_printf(&sb,
+              ",\"cname\":%d,\"n_addrs\":%d,\"n_v6\":%d,\"n_endpoints\":%d,\"n_reached\":%d,"
+              "\"n_tls\":%d,\"n_pkix_valid\":%d,\"dnssec_secure\":%d,\"dane_usable\":%d,"
+              "\"dane_broken\":%d,\"n_dane_valid\":%d,\"n_crit\":%d,\"n_warn\":%d,\"n_info\":%d,"
+              "\"n_excluded\":%d}",
+              m->cname, m->n_addrs, m->n_v6, m->n_endpoints, m->n_reached, m->n_tls,
+              m->n_pkix_valid, m->dnssec_secure, m->dane_usable, m->dane_broken, m->n_dane_valid,
+              m->n_crit, m->n_warn, m->n_info, m->n_excluded);
+    return sb_take(&sb);
+}
+
+/* Reads a host's stored summary in this scan (resume, or a host the cache
+ * evicted). 1 found, 0 not stored, -1 error. On the loop thread, through
+ * its own read connection (WAL: readers do not wait for the writer). */
+static int summary_load(scan_t *sc, const char *host, host_summary_t *m)
+{
+    static const char sql[] =
+        "SELECT json_extract(summary, '$.dns_failed'), json_extract(summary, '$.dns_error'), "
+        "json_extract(summary, '$.cname'), json_extract(summary, '$.n_addrs'), "
+        "json_extract(summary, '$.n_v6'), json_extract(summary, '$.n_endpoints'), "
+        "json_extract(summary, '$.n_reached'), json_extract(summary, '$.n_tls'), "
+        "json_extract(summary, '$.n_pkix_valid'), json_extract(summary, '$.dnssec_secure'), "
+        "json_extract(summary, '$.dane_usable'), json_extract(summary, '$.dane_broken'), "
+        "json_extract(summary, '$.n_dane_valid'), json_extract(summary, '$.n_crit'), "
+        "json_extract(summary, '$.n_warn'), json_extract(summary, '$.n_info'), "
+        "json_extract(summary, '$.n_excluded') "
+        "FROM hosts WHERE scan_id = ?1 AND host = ?2 AND summary IS NOT NULL";
+    if (!sc->host_st) {
+        if (!sc->host_conn && (sqlite3_open_v2(sc->cfg->db_path, &sc->host_conn,
+                                               SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+                               sqlite3_busy_timeout(sc->host_conn, 10000) != SQLITE_OK)) {
+            return -1;
+        }
+        if (sqlite3_prepare_v2(sc->host_conn, sql, -1, &sc->host_st, NULL) != SQLITE_OK) {
+            return -1;
+        }
+        sqlite3_bind_int64(sc->host_st, 1, db_scan_id(sc->db));
+    }
+    sqlite3_stmt *st = sc->host_st;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? 0 : -1;
+    }
+    memset(m, 0, sizeof *m);
+    int *f[] = {&m->dns_failed,   NULL,
+                &m->cname,        &m->n_addrs,
+                &m->n_v6,         &m->n_endpoints,
+                &m->n_reached,    &m->n_tls,
+                &m->n_pkix_valid, &m->dnssec_secure,
+                &m->dane_usable,  &m->dane_broken,
+                &m->n_dane_valid, &m->n_crit,
+                &m->n_warn,       &m->n_info,
+                &m->n_excluded};
+    for (int i = 0; i < (int)(sizeof f / sizeof *f); i++) {
+        if (f[i]) {
+            *f[i] = sqlite3_column_int(st, i);
+        }
+    }
+    const unsigned char *e = sqlite3_column_text(st, 1);
+    snprintf(m->dns_error, sizeof m->dns_error, "%s", e ? (const char *)e : "");
+    sqlite3_reset(st); /* ends the read transaction */
+    return 1;
+}
+
 /* Writes the host row, submits the host's batch and wakes its domains. */
 static void host_finish(host_task_t *h)
 {
@@ -422,6 +585,11 @@ static void host_finish(host_task_t *h)
             db_text(h->batch, "dane", dane_state_name(h->dane));
         }
         sb_free(&sb);
+        char *sj = summary_json(sum);
+        db_text(h->batch, "summary", sj);
+        free(sj);
+        h->e->seq = db_submit(sc->db, h->batch);
+        h->batch = NULL;
         db_submit(sc->db, h->batch);
     }
     h->batch = NULL;
@@ -640,6 +808,76 @@ static void ep_dane(host_task_t *h, ep_ctx_t *c, const smtp_result_t *r)
     }
 }
 
+/* A greeting that says "not now" (RFC 5321 4.2.5: 421, and 4yz replies
+ * are transient). */
+static int greeting_transient(const smtp_result_t *r)
+{
+    return r->banner_code >= 400 && r->banner_code < 500;
+}
+
+/* Worth one more try later: a connect timeout or a transient greeting. A
+ * refused connection (nothing listens) or a timeout after connecting (a
+ * tarpit) would only fail again. */
+static int transient_failure(const smtp_result_t *r)
+{
+    return (r->fail == SMTP_F_CONNECT && strstr(r->error, "timed out")) || greeting_transient(r);
+}
+
+static void endpoint_go(rl_req_t *req, int cancelled);
+
+/* Due retries ask the rate limiter for their second session; once the
+ * scan stops, they are dropped like any session in flight. */
+static void retry_cb(uv_timer_t *t)
+{
+    scan_t *sc = t->data;
+    uint64_t now = uv_now(sc->loop);
+    while (sc->retry_head && (sc->interrupted || sc->retry_head->retry_due <= now)) {
+        endpoint_t *ep = sc->retry_head;
+        sc->retry_head = ep->retry_next;
+        if (!sc->retry_head) {
+            sc->retry_tail = NULL;
+        }
+        ep->retry_next = NULL;
+        if (sc->interrupted) {
+            endpoint_done(ep->h);
+        } else {
+            rl_acquire(sc->rl, &ep->req, ep->ip, endpoint_go);
+        }
+    }
+    if (sc->retry_head && !sc->interrupted) {
+        uv_timer_start(&sc->retry_timer, retry_cb, sc->retry_head->retry_due - now, 0);
+    }
+}
+
+/* Queues an endpoint's second try, cfg->retry_ms from now. */
+static void retry_later(scan_t *sc, endpoint_t *ep, const smtp_result_t *r)
+{
+    ep->retried = 1;
+    snprintf(ep->first_error, sizeof ep->first_error, "%.16s: %.140s",
+             r->failed_step ? r->failed_step : "?", r->error);
+    ep->retry_due = uv_now(sc->loop) + sc->cfg->retry_ms;
+    ep->retry_next = NULL;
+    if (sc->retry_tail) {
+        sc->retry_tail->retry_next = ep;
+    } else {
+        sc->retry_head = ep;
+        uv_timer_start(&sc->retry_timer, retry_cb, sc->cfg->retry_ms, 0);
+    }
+    sc->retry_tail = ep;
+    sc->retries++;
+    LOG_DEBUG("session %s [%s]: %s; trying again in %llu ms", ep->h->e->name, ep->ip,
+              ep->first_error, (unsigned long long)sc->cfg->retry_ms);
+}
+
+/* A retried endpoint's row says so. */
+static void put_attempts(db_batch_t *b, const endpoint_t *ep)
+{
+    if (ep->retried) {
+        db_int(b, "attempts", 2);
+        db_text(b, "first_error", ep->first_error);
+    }
+}
+
 /* A session ended: store it, judge it, release its slot. */
 static void session_cb(void *arg, smtp_result_t *r)
 {
@@ -648,7 +886,16 @@ static void session_cb(void *arg, smtp_result_t *r)
     scan_t *sc = h->sc;
     live_remove(sc, ep);
     ep->sess = NULL;
+    if (greeting_transient(r) && sc->cfg->backoff_ms > 0) {
+        /* the server asked us to go away for now: no new connection soon */
+        rl_backoff(sc->rl, ep->ip, sc->cfg->backoff_ms);
+    }
     rl_release(sc->rl, &ep->req);
+    if (!sc->interrupted && r->fail != SMTP_F_ABORTED && !ep->retried && sc->cfg->retry_ms > 0 &&
+        transient_failure(r)) {
+        retry_later(sc, ep, r);
+        return;
+    }
     sc->endpoints_done++;
     if (r->fail != SMTP_OK) {
         sc->endpoints_failed++;
@@ -691,6 +938,7 @@ static void session_cb(void *arg, smtp_result_t *r)
     }
     if (!enumerate) {
         put_endpoint(h->batch, r, &cert, r->tls_done ? &grade : NULL);
+        put_attempts(h->batch, ep);
         grade_cert_clear(&cert);
         endpoint_done(h);
         return;
@@ -699,6 +947,7 @@ static void session_cb(void *arg, smtp_result_t *r)
      * has been tried; the negotiated one is known to be accepted. */
     ep->row = db_batch_new();
     put_endpoint(ep->row, r, &cert, NULL);
+    put_attempts(ep->row, ep);
     grade_cert_clear(&cert);
     int i = proto_index(r->tls.version);
     ep->enum_accepted = i >= 0 ? 1u << i : 0;
@@ -1066,6 +1315,12 @@ static void host_dns_cb(host_task_t *h, int v6, const dns_result_t *res)
         snprintf(h->cname, sizeof h->cname, "%s", res->cname);
     }
     for (int i = 0; i < res->nrr && h->naddrs < h->sc->cfg->max_addrs; i++) {
+        if (exclude_ip(h->sc->exclude, res->rr[i].text) != 0) {
+            /* listed (or not an address we can check): never connected to */
+            put_excluded(h->batch, NULL, h->e->name, res->rr[i].text, "the address is listed");
+            h->e->sum.n_excluded++;
+            continue;
+        }
         char *ip = h->eps[h->naddrs].ip;
         size_t l = strnlen(res->rr[i].text, sizeof h->eps[0].ip - 1);
         memcpy(ip, res->rr[i].text, l);
@@ -1159,6 +1414,13 @@ static void dom_host_emit(void *ctx, const char *code, const char *detail)
     e->n++;
 }
 
+/* An MX host that --exclude kept out: its name is listed, or every address
+ * it has is. Verdicts leave it out; it is listed in the excluded table. */
+static int mx_excluded(const dom_mx_t *m)
+{
+    return m->excluded || (!m->iplit && m->sum.n_addrs == 0 && m->sum.n_excluded > 0);
+}
+
 /* MTA-STS verdicts of a domain (RFC 8461 4.1, 4.2), into the facts the
  * posture is decided from. A published record whose policy cannot be had
  * (fetch or WebPKI failure) counts as broken: RFC 8461 5 has senders with
@@ -1178,6 +1440,9 @@ static void domain_sts_verdict(domain_task_t *d, domain_facts_t *facts)
     int failures = 0, checked = 0;
     for (int i = 0; i < d->nmx; i++) {
         const host_summary_t *s = &d->mx[i].sum;
+        if (mx_excluded(&d->mx[i])) {
+            continue;
+        }
         /* The MX must show a PKIX-valid certificate for its name on every
          * endpoint that did TLS (RFC 8461 4.2). */
         int pkix = !d->mx[i].iplit && s->n_tls > 0 && s->n_pkix_valid == s->n_tls;
@@ -1261,10 +1526,32 @@ static void domain_finish(domain_task_t *d)
     domain_facts_t facts = {0};
     facts.null_mx = strcmp(d->mx_kind, "null") == 0;
     facts.dns_failed = d->dns_failed;
-    int any_addr = 0, any_v6 = 0;
+    int any_addr = 0, any_v6 = 0, n_judged = 0, n_excl = 0;
+    for (int i = 0; i < d->nmx; i++) {
+        if (!d->mx[i].iplit) {
+            mx_excluded(&d->mx[i]) ? n_excl++ : n_judged++;
+        }
+    }
+    if (n_excl > 0 && n_judged == 0) {
+        /* --exclude keeps out every MX host: nothing to judge the domain by */
+        db_batch_t *b = db_batch_new();
+        for (int i = 0; i < d->nmx; i++) {
+            if (mx_excluded(&d->mx[i])) {
+                put_excluded(b, d->name, d->mx[i].host, NULL,
+                             d->mx[i].excluded ? "the MX host name is listed"
+                                               : "every address of the MX host is listed");
+            }
+        }
+        db_submit(sc->db, b);
+        sc->domains_done++;
+        sc->domains_inflight--;
+        domain_free(d);
+        pump(sc);
+        return;
+    }
     for (int i = 0; i < d->nmx; i++) {
         dom_mx_t *m = &d->mx[i];
-        if (m->iplit) {
+        if (m->iplit || mx_excluded(m)) {
             continue;
         }
         host_summary_t *s = &m->sum;
@@ -1343,6 +1630,19 @@ static void domain_finish(domain_task_t *d)
         db_int(b, "implicit", strcmp(d->mx_kind, "implicit") == 0);
     }
     put_policies(d, b);
+    for (int i = 0; i < d->nmx; i++) {
+        if (mx_excluded(&d->mx[i])) {
+            put_excluded(b, d->name, d->mx[i].host, NULL,
+                         d->mx[i].excluded ? "the MX host name is listed"
+                                           : "every address of the MX host is listed");
+        }
+    }
+    if (d->sts_excluded) {
+        char host[INPUT_NAME_MAX + 16];
+        snprintf(host, sizeof host, "mta-sts.%s", d->name);
+        put_excluded(b, d->name, host, d->sts_excluded_ip,
+                     "the MTA-STS policy host's address is listed: policy not fetched");
+    }
     for (finding_t *f = d->findings; f; f = f->next) {
         put_finding(sc, b, d->name, f->host, NULL, 0, f->code, f->detail);
     }
@@ -1395,7 +1695,10 @@ static void mx_wait_cb(void *arg, const host_summary_t *sum)
 static void domain_sts_cb(void *arg, const sts_result_t *r)
 {
     domain_task_t *d = arg;
-    if (!r->cancelled && !d->sc->interrupted && sts_result_copy(&d->sts, r) == 0) {
+    if (r->excluded) {
+        d->sts_excluded = 1; /* the policy host's address is listed: policy unknown */
+        snprintf(d->sts_excluded_ip, sizeof d->sts_excluded_ip, "%s", r->fetch_ip);
+    } else if (!r->cancelled && !d->sc->interrupted && sts_result_copy(&d->sts, r) == 0) {
         d->have_sts = 1;
     }
     domain_pending_done(d);
@@ -1475,6 +1778,10 @@ static void domain_join_hosts(domain_task_t *d)
         if (d->mx[i].iplit) {
             continue;
         }
+        if (exclude_domain(sc->exclude, d->mx[i].host) == 1) {
+            d->mx[i].excluded = 1; /* no lookup, no session */
+            continue;
+        }
         int created = 0;
         cache_entry_t *e = cache_get(sc->cache, d->mx[i].host, &created);
         if (!e) {
@@ -1488,6 +1795,12 @@ static void domain_join_hosts(domain_task_t *d)
         w->i = i;
         d->mx[i].waiting = 1;
         d->pending++;
+        if (created && sc->host_lookup && summary_load(sc, e->name, &e->sum) == 1) {
+            /* stored earlier in this scan (resumed, or evicted from the cache) */
+            sc->hosts_loaded++;
+            cache_complete(e);
+            created = 0;
+        }
         cache_wait(e, mx_wait_cb, w);
         if (created) {
             host_start(sc, e);
@@ -1629,7 +1942,16 @@ static void pump(scan_t *sc)
         return;
     }
     if (!sc->db_failed && db_failed(sc->db, NULL, 0)) {
+        /* Nothing more can be stored: stop now rather than scan for nothing.
+         * The reason is printed at the end; --resume goes on from here. */
         sc->db_failed = 1;
+        if (!sc->interrupted) {
+            stop_scan(sc);
+        }
+    }
+    if (sc->cache && cache_mem(sc->cache) > sc->cfg->cache_mem &&
+        cache_trim(sc->cache, db_committed(sc->db)) > 0) {
+        sc->host_lookup = 1; /* from now on a host missing here may be stored */
     }
     ring_item_t it;
     while (!sc->interrupted && !sc->db_failed &&
@@ -1717,17 +2039,12 @@ static void progress_cb(uv_timer_t *t)
     pump(sc);
 }
 
-/* Ctrl-C or SIGTERM: stop cleanly, keep what is finished. */
-static void signal_cb(uv_signal_t *s, int signum)
+/* Stops the scan: no new domain, input reading ends, sessions and lookups
+ * in flight are cancelled (their half-done domains are dropped, to be
+ * scanned by --resume). What is finished is kept. */
+static void stop_scan(scan_t *sc)
 {
-    scan_t *sc = s->data;
-    if (sc->interrupted) {
-        fprintf(stderr, "\nmxscan: already stopping; signal %d again ignored\n", signum);
-        return;
-    }
     sc->interrupted = 1;
-    fprintf(stderr, "\nmxscan: %s: stopping, keeping what is finished\n",
-            signum == SIGINT ? "interrupted" : "terminated");
     pthread_mutex_lock(&sc->mu);
     sc->input_stop = 1;
     pthread_cond_broadcast(&sc->cv);
@@ -1739,6 +2056,9 @@ static void signal_cb(uv_signal_t *s, int signum)
     }
     if (sc->rl) {
         rl_cancel_all(sc->rl);
+    }
+    if (sc->retry_head) {
+        uv_timer_start(&sc->retry_timer, retry_cb, 0, 0); /* drops them, from the loop */
     }
     while (sc->live) {
         endpoint_t *ep = sc->live;
@@ -1752,6 +2072,19 @@ static void signal_cb(uv_signal_t *s, int signum)
         sc->dns = NULL;
         dns_free(d); /* cancels lookups: their tasks are dropped */
     }
+}
+
+/* Ctrl-C or SIGTERM: stop cleanly, keep what is finished. */
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    scan_t *sc = s->data;
+    if (sc->interrupted) {
+        fprintf(stderr, "\nmxscan: already stopping; signal %d again ignored\n", signum);
+        return;
+    }
+    fprintf(stderr, "\nmxscan: %s: stopping, keeping what is finished\n",
+            signum == SIGINT ? "interrupted" : "terminated");
+    stop_scan(sc);
     pump(sc);
 }
 
@@ -1772,6 +2105,8 @@ static void close_all(scan_t *sc)
     wake_off(sc);
     uv_timer_stop(&sc->progress);
     uv_close((uv_handle_t *)&sc->progress, NULL);
+    uv_timer_stop(&sc->retry_timer);
+    uv_close((uv_handle_t *)&sc->retry_timer, NULL);
     uv_close((uv_handle_t *)&sc->wake, NULL);
     uv_signal_stop(&sc->sigint);
     uv_signal_stop(&sc->sigterm);
@@ -1802,41 +2137,60 @@ void scan_config_defaults(scan_config_t *c)
     c->dns_tries = 2;
     c->limits.concurrency = 100;
     c->limits.per_ip = 1;
+    c->limits.per_prefix = 4;
+    c->limits.min_interval_ms = 1000;
     c->limits.rate = 20;
     c->max_domains = 1000;
     c->max_addrs = 4;
     c->dedup_mem = 16u << 20;
+    c->cache_mem = 32u << 20;
+    c->backoff_ms = 60000;
+    c->retry_ms = 60000;
     c->expiry_warning_s = 14 * 86400;
     c->sts_port = 443;
     c->csv_column = INPUT_CSV_AUTO;
 }
 
-/* Writes the final counts into the scans row (after the writer stopped). */
+/* Writes the final counts into the scans row (after the writer stopped).
+ * Counts of stored rows come from the tables, so that a resumed scan's
+ * row covers all its runs; elapsed_s adds up the runs. */
 static void store_scan_end(scan_t *sc, const char *status, uint64_t dups, double elapsed)
 {
     sqlite3 *h = db_handle(sc->db);
     sqlite3_stmt *st = NULL;
-    const char *sql = "UPDATE scans SET ended_at=?, status=?, input_lines=?, domains=?, "
-                      "duplicates=?, rejected=?, hosts=?, endpoints=?, elapsed_s=?, "
-                      "resolvers=?, helo=? WHERE id=?";
+    const char *sql =
+        "UPDATE scans SET ended_at=?1, status=?2, input_lines=?3, duplicates=?4, "
+        "elapsed_s=coalesce(elapsed_s, 0) + ?5, resolvers=?6, helo=?7, shard=?8, "
+        "domains=CASE WHEN ?10 >= 0 THEN ?10 ELSE (SELECT count(*) FROM domains WHERE scan_id=?9) "
+        "END, "
+        "rejected=(SELECT count(*) FROM rejected WHERE scan_id=?9), "
+        "hosts=(SELECT count(*) FROM hosts WHERE scan_id=?9), "
+        "endpoints=(SELECT count(*) FROM endpoints WHERE scan_id=?9), "
+        "excluded=(SELECT count(*) FROM excluded WHERE scan_id=?9) WHERE id=?9";
     if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "mxscan: cannot record the end of the scan: %s\n", sqlite3_errmsg(h));
         return;
     }
-    char now[32];
+    char now[32], shard[32] = "";
     db_now_iso(now);
+    if (sc->cfg->shard_n > 0) {
+        snprintf(shard, sizeof shard, "%u/%u", sc->cfg->shard_i, sc->cfg->shard_n);
+    }
     sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)atomic_load(&sc->lines));
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)sc->domains_done);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)dups);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)atomic_load(&sc->rejected));
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)sc->hosts_done);
-    sqlite3_bind_int64(st, 8, (sqlite3_int64)sc->endpoints_done);
-    sqlite3_bind_double(st, 9, elapsed);
-    sqlite3_bind_text(st, 10, sc->resolvers, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 11, sc->cfg->helo, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 12, db_scan_id(sc->db));
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)dups);
+    sqlite3_bind_double(st, 5, elapsed);
+    sqlite3_bind_text(st, 6, sc->resolvers, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, sc->cfg->helo, -1, SQLITE_STATIC);
+    if (shard[0]) {
+        sqlite3_bind_text(st, 8, shard, -1, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_bind_null(st, 8);
+    }
+    sqlite3_bind_int64(st, 9, db_scan_id(sc->db));
+    /* --parse-only stores no domain rows: the count is of valid domains read */
+    sqlite3_bind_int64(st, 10, sc->cfg->parse_only ? (sqlite3_int64)sc->domains_done : -1);
     if (sqlite3_step(st) != SQLITE_DONE) {
         fprintf(stderr, "mxscan: cannot record the end of the scan: %s\n", sqlite3_errmsg(h));
     }
@@ -1884,6 +2238,18 @@ static void print_summary(scan_t *sc, const char *status, uint64_t dups, double 
            (long long)db_scan_id(sc->db), status, (unsigned long long)sc->domains_done, elapsed,
            elapsed > 0 ? (double)sc->domains_done / elapsed : 0.0,
            (unsigned long long)atomic_load(&sc->lines));
+    if (strcmp(status, "failed") == 0 || sc->cfg->resume_scan > 0) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db_handle(sc->db), "SELECT domains FROM scans WHERE id = ?", -1, &st,
+                               NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, db_scan_id(sc->db));
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                printf("  domains stored in this scan, all runs: %lld\n",
+                       (long long)sqlite3_column_int64(st, 0));
+            }
+        }
+        sqlite3_finalize(st);
+    }
     if (!sc->cfg->parse_only) {
         printf("  postures:");
         for (size_t i = 0; i < NPOSTURES; i++) {
@@ -1897,8 +2263,100 @@ static void print_summary(scan_t *sc, const char *status, uint64_t dups, double 
     }
     printf("  rejected lines %llu, duplicates %llu\n",
            (unsigned long long)atomic_load(&sc->rejected), (unsigned long long)dups);
+    if (sc->cfg->resume_scan > 0 || sc->cfg->shard_n > 0 || sc->hosts_loaded ||
+        (sc->cache && cache_evicted(sc->cache))) {
+        printf("  resumed: %llu domains already done; other shards: %llu domains; hosts read "
+               "back from the database %llu, evicted from the cache %llu\n",
+               (unsigned long long)atomic_load(&sc->resumed_done),
+               (unsigned long long)atomic_load(&sc->other_shard),
+               (unsigned long long)sc->hosts_loaded,
+               (unsigned long long)(sc->cache ? cache_evicted(sc->cache) : 0));
+    }
     printf("  cpu %.2f s, peak rss %.1f MiB, results in %s\n", cpu, (double)peak_rss_kib() / 1024.0,
            sc->cfg->db_path);
+}
+
+/* Open descriptors of this process (MXSCAN_FD_CHECK), -1 if unknown. */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        return -1;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* A scan of 10,000 sessions needs 10,000 descriptors: raise the soft limit
+ * to the hard one, and say so when even that is too few. */
+static void raise_fd_limit(const scan_config_t *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t need = (rlim_t)cfg->limits.concurrency + 256;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need && !cfg->silent) {
+        fprintf(stderr,
+                "mxscan: warning: %llu open files allowed, --concurrency %d needs about %llu "
+                "(raise ulimit -n); sessions beyond that fail at connect\n",
+                (unsigned long long)rl.rlim_cur, cfg->limits.concurrency, (unsigned long long)need);
+    }
+}
+
+/* A resumed scan keeps only whole hosts: rows of a host whose hosts row
+ * was never committed (written outside its batch, e.g. --enum endpoint
+ * rows) are dropped, and the input's rejected and excluded lines are
+ * written again as it is re-read. */
+static int resume_prepare(scan_t *sc, char *err, size_t errlen)
+{
+    static const char *const sql[] = {
+        "DELETE FROM endpoints WHERE scan_id = ?1 AND host NOT IN "
+        "(SELECT host FROM hosts WHERE scan_id = ?1)",
+        "DELETE FROM tlsa WHERE scan_id = ?1 AND host NOT IN "
+        "(SELECT host FROM hosts WHERE scan_id = ?1)",
+        "DELETE FROM findings WHERE scan_id = ?1 AND domain IS NULL AND host NOT IN "
+        "(SELECT host FROM hosts WHERE scan_id = ?1)",
+        "DELETE FROM excluded WHERE scan_id = ?1 AND ((domain IS NOT NULL AND domain NOT IN "
+        "(SELECT domain FROM domains WHERE scan_id = ?1)) OR (domain IS NULL AND host NOT IN "
+        "(SELECT host FROM hosts WHERE scan_id = ?1)))",
+        "DELETE FROM rejected WHERE scan_id = ?1",
+    };
+    sqlite3 *h = db_handle(sc->db);
+    if (sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot prepare the resumed scan: %s", sqlite3_errmsg(h));
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof sql / sizeof *sql; i++) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(h, sql[i], -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, db_scan_id(sc->db));
+            rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) {
+            snprintf(err, errlen, "cannot prepare the resumed scan: %s", sqlite3_errmsg(h));
+            sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    if (sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot prepare the resumed scan: %s", sqlite3_errmsg(h));
+        sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
 }
 
 /* Closes whatever handle is still open (start-up failure path). */
@@ -1920,6 +2378,8 @@ int scan_run(const scan_config_t *cfg)
         return 1;
     }
     int rc = 1;
+    int fds_start = getenv("MXSCAN_FD_CHECK") ? count_fds() : -1;
+    raise_fd_limit(cfg);
     sc->cfg = cfg;
     sc->tty = isatty(2);
     sc->port = cfg->port;
@@ -1930,6 +2390,18 @@ int scan_run(const scan_config_t *cfg)
     if (!sc->ring || !sc->dedup) {
         fprintf(stderr, "mxscan: out of memory\n");
         goto out;
+    }
+    if (cfg->exclude_path) {
+        sc->exclude = exclude_load(cfg->exclude_path, err, sizeof err);
+        if (!sc->exclude) {
+            fprintf(stderr, "mxscan: --exclude: %s\n", err);
+            goto out;
+        }
+        if (!cfg->quiet) {
+            fprintf(stderr, "mxscan: excluding %zu address prefixes and %zu domain names (%s)\n",
+                    exclude_count_prefixes(sc->exclude), exclude_count_domains(sc->exclude),
+                    cfg->exclude_path);
+        }
     }
     if (cfg->input_path) {
         sc->in = input_open_file(cfg->input_path, cfg->csv_column, err, sizeof err);
@@ -1958,8 +2430,14 @@ int scan_run(const scan_config_t *cfg)
         fprintf(stderr, "mxscan: %s\n", err);
         goto out;
     }
-    if (db_scan_begin(sc->db, cfg->arguments_json ? cfg->arguments_json : "[]", MXSCAN_VERSION, err,
-                      sizeof err) < 0) {
+    if (cfg->resume_scan > 0) {
+        if (db_scan_resume(sc->db, cfg->resume_scan, err, sizeof err) < 0 ||
+            resume_prepare(sc, err, sizeof err) < 0) {
+            fprintf(stderr, "mxscan: %s\n", err);
+            goto out;
+        }
+    } else if (db_scan_begin(sc->db, cfg->arguments_json ? cfg->arguments_json : "[]",
+                             MXSCAN_VERSION, err, sizeof err) < 0) {
         fprintf(stderr, "mxscan: %s\n", err);
         goto out;
     }
@@ -1973,6 +2451,9 @@ int scan_run(const scan_config_t *cfg)
         }
         sc->rl = rl_new(sc->loop, &cfg->limits);
         sc->cache = cache_new();
+        if (sc->cache) {
+            cache_set_limit(sc->cache, cfg->cache_mem ? cfg->cache_mem : 1);
+        }
         if (!sc->rl || !sc->cache) {
             fprintf(stderr, "mxscan: out of memory\n");
             goto out_loop;
@@ -1983,6 +2464,7 @@ int scan_run(const scan_config_t *cfg)
                          .timeout_ms = (int)(cfg->timeout_ms < 60000 ? cfg->timeout_ms : 60000),
                          .ca_file = cfg->ca_file,
                          .ca_path = cfg->ca_path,
+                         .exclude = sc->exclude,
                          .forget_done = 1};
         sc->sts = sts_new(sc->loop, sc->dns, sc->rl, &so, err, sizeof err);
         if (!sc->sts) {
@@ -1990,6 +2472,7 @@ int scan_run(const scan_config_t *cfg)
             goto out_loop;
         }
     }
+    sc->host_lookup = cfg->resume_scan > 0;
     sc->grade.now = time(NULL);
     sc->grade.expiry_warning_s = cfg->expiry_warning_s;
     sc->grade.aka = cfg->aka;
@@ -2003,6 +2486,8 @@ int scan_run(const scan_config_t *cfg)
     sc->wake.data = sc;
     uv_timer_init(sc->loop, &sc->progress);
     sc->progress.data = sc;
+    uv_timer_init(sc->loop, &sc->retry_timer);
+    sc->retry_timer.data = sc;
     uv_signal_init(sc->loop, &sc->sigint);
     uv_signal_init(sc->loop, &sc->sigterm);
     sc->sigint.data = sc->sigterm.data = sc;
@@ -2031,6 +2516,12 @@ int scan_run(const scan_config_t *cfg)
         pthread_cancel(sc->thr);
     }
     pthread_join(sc->thr, NULL);
+    sqlite3_finalize(sc->resume_st);
+    sqlite3_close(sc->resume_conn);
+    sc->resume_st = NULL, sc->resume_conn = NULL;
+    sqlite3_finalize(sc->host_st);
+    sqlite3_close(sc->host_conn);
+    sc->host_st = NULL, sc->host_conn = NULL;
     if (!cfg->quiet) {
         progress_print(sc, 1);
     }
@@ -2042,12 +2533,19 @@ int scan_run(const scan_config_t *cfg)
     const char *status = "done";
     char dberr[256] = "";
     if (db_failed(sc->db, dberr, sizeof dberr)) {
-        fprintf(stderr, "mxscan: database error, scan stopped: %s\n", dberr);
+        fprintf(stderr,
+                "mxscan: database error, scan stopped: %s\n"
+                "mxscan: everything committed before it is kept; once the cause is fixed, go "
+                "on with: mxscan scan --resume %s\n",
+                dberr, cfg->db_path);
         status = "failed";
         rc = 1;
     } else if (sc->interrupted) {
         status = "interrupted";
         rc = 130;
+        if (!cfg->silent) {
+            fprintf(stderr, "mxscan: go on later with: mxscan scan --resume %s\n", cfg->db_path);
+        }
     } else if (sc->input_error[0]) {
         fprintf(stderr, "mxscan: %s (everything before it was scanned)\n", sc->input_error);
         status = "failed";
@@ -2085,6 +2583,7 @@ out:
         input_close(sc->in);
     }
     cache_free(sc->cache);
+    exclude_free(sc->exclude);
     input_dedup_free(sc->dedup);
     if (sc->db) {
         db_close(sc->db);
@@ -2093,5 +2592,8 @@ out:
     pthread_mutex_destroy(&sc->mu);
     pthread_cond_destroy(&sc->cv);
     free(sc);
+    if (fds_start >= 0) {
+        fprintf(stderr, "mxscan: descriptors: %d at start, %d at end\n", fds_start, count_fds());
+    }
     return rc;
 }

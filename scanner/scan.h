@@ -46,6 +46,13 @@ typedef struct scan_config {
     int silent; /* no end-of-scan summary either (mxscan check) */
     int parse_only;
     size_t dedup_mem;
+    size_t cache_mem;         /* memory of the MX host cache (--cache-mem) */
+    unsigned shard_i;         /* --shard I/N: scan the domains with input_shard_of() == I */
+    unsigned shard_n;         /* 0: no sharding */
+    int64_t resume_scan;      /* > 0: continue this unfinished scan (--resume) */
+    const char *exclude_path; /* --exclude FILE */
+    uint64_t backoff_ms;      /* no new connection to an IP for this long after 421/4xx */
+    uint64_t retry_ms; /* a transient failure is tried once more this much later; 0 = never */
     const char *arguments_json;
 } scan_config_t;
 

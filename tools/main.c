@@ -11,7 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <sqlite3.h>
+
+#include "inputs/input.h"
 #include "scanner/log.h"
 #include "scanner/scan.h"
 #include "scanner/strbuf.h"
@@ -94,15 +98,41 @@ static void usage_scan(FILE *f)
             "politeness (defaults are safe for servers you do not run):\n"
             "      --concurrency N    SMTP sessions in flight (default %d)\n"
             "      --per-ip N         sessions in flight to one IP address (default %d)\n"
+            "      --per-prefix N     sessions in flight to one IPv4 /24 or IPv6 /48\n"
+            "                         (default %d; 0 = no cap)\n"
+            "      --min-interval T   least time between two connections to one IP\n"
+            "                         (default %llums; 0 = none)\n"
             "      --rate N           new connections per second, 0 = no limit\n"
             "                         (default %g)\n"
+            "      --backoff T        after a 421 or 4xx greeting, no new connection to that\n"
+            "                         IP for T (default %llus; 0 = none)\n"
+            "      --retry T          a connect timeout or a 421/4xx greeting is tried once\n"
+            "                         more, T later (default %llus; 0 = never)\n"
+            "      --exclude FILE     never touch what FILE lists: addresses and CIDR\n"
+            "                         prefixes (zmap blocklist style) and domain names (with\n"
+            "                         everything under them); see docs/exclude.md\n"
+            "\n"
+            "scale:\n"
             "      --max-domains N    domains in flight (default %d)\n"
             "      --dedup-mem MIB    memory of the duplicate filter (default %zu)\n"
+            "      --cache-mem MIB    memory of the MX host cache (default %zu); a host that\n"
+            "                         falls out of it is read back from the database, never\n"
+            "                         scanned twice (0: keep no finished host in memory)\n"
+            "      --shard I/N        scan only the domains of shard I of N (0 <= I < N), by a\n"
+            "                         hash of the name: N machines given the same list split\n"
+            "                         it without overlap; combine with 'mxscan merge'\n"
+            "      --resume DB        go on with the newest unfinished scan in DB (after\n"
+            "                         Ctrl-C, a kill, a crash or a full disk), with the\n"
+            "                         settings it was started with; only -i, -q and -v may\n"
+            "                         be added (-i to give the input again)\n"
             "\n"
             "Exit status: 0 scan done, 1 error, 130 interrupted (what was finished is kept).\n",
             d.dns_timeout_ms, d.dns_tries, d.port, d.helo,
             (unsigned long long)(d.timeout_ms / 1000), d.max_addrs, d.limits.concurrency,
-            d.limits.per_ip, d.limits.rate, d.max_domains, d.dedup_mem >> 20);
+            d.limits.per_ip, d.limits.per_prefix, (unsigned long long)d.limits.min_interval_ms,
+            d.limits.rate, (unsigned long long)(d.backoff_ms / 1000),
+            (unsigned long long)(d.retry_ms / 1000), d.max_domains, d.dedup_mem >> 20,
+            d.cache_mem >> 20);
 }
 
 /* Parses a whole number in [lo, hi], or exits with a message. */
@@ -181,7 +211,95 @@ enum {
     O_EXPIRY_WARNING,
     O_EXPECT_OCSP,
     O_ENUM,
+    O_SHARD,
+    O_RESUME,
+    O_CACHE_MEM,
+    O_EXCLUDE,
+    O_PER_PREFIX,
+    O_MIN_INTERVAL,
+    O_BACKOFF,
+    O_RETRY,
 };
+
+/* --shard I/N: 0 <= I < N <= 65536. */
+static void shard_arg(const char *v, unsigned *i, unsigned *n)
+{
+    char *end;
+    errno = 0;
+    unsigned long a = strtoul(v, &end, 10), b = 0;
+    int ok = end != v && *end == '/' && v[0] != '-';
+    if (ok) {
+        const char *p = end + 1;
+        b = strtoul(p, &end, 10);
+        ok = end != p && *end == 0 && *p != '-' && !errno && b >= 1 && b <= 65536 && a < b;
+    }
+    if (!ok) {
+        fprintf(stderr,
+                "mxscan: --shard wants I/N with 0 <= I < N <= 65536 (e.g. 0/4 .. 3/4), not '%s'\n",
+                v);
+        exit(2);
+    }
+    *i = (unsigned)a;
+    *n = (unsigned)b;
+}
+
+/* --resume DB: the id and the command line of the newest unfinished scan
+ * in DB. Returns a NULL-terminated argv ("scan", ...) to free with
+ * free_argv, or NULL after printing why. */
+static char **resume_args(const char *path, int64_t *id, int *argc_out)
+{
+    sqlite3 *c = NULL;
+    sqlite3_stmt *st = NULL;
+    char **av = NULL;
+    int ac = 0;
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "mxscan: --resume %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &c, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c,
+                           "SELECT s.id, j.value FROM (SELECT id, arguments FROM scans "
+                           "WHERE status <> 'done' ORDER BY id DESC LIMIT 1) s, "
+                           "json_each(s.arguments) j ORDER BY j.key",
+                           -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "mxscan: --resume %s: not an mxscan results database (%s)\n", path,
+                c ? sqlite3_errmsg(c) : "cannot open");
+        sqlite3_finalize(st);
+        sqlite3_close(c);
+        return NULL;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char **nav = realloc(av, (size_t)(ac + 2) * sizeof *av);
+        const unsigned char *v = sqlite3_column_text(st, 1);
+        if (!nav) {
+            break;
+        }
+        av = nav;
+        *id = sqlite3_column_int64(st, 0);
+        av[ac++] = strdup(v ? (const char *)v : "");
+        av[ac] = NULL;
+    }
+    if (rc != SQLITE_DONE || ac == 0) {
+        if (rc != SQLITE_DONE) {
+            fprintf(stderr, "mxscan: --resume %s: %s\n", path, sqlite3_errmsg(c));
+        } else {
+            fprintf(stderr,
+                    "mxscan: --resume %s: no unfinished scan to resume (every scan in it "
+                    "is done)\n",
+                    path);
+        }
+        for (int i = 0; i < ac; i++) {
+            free(av[i]);
+        }
+        free(av);
+        av = NULL;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(c);
+    *argc_out = ac;
+    return av;
+}
 
 /* Parses a duration in whole days, hours, minutes or seconds (14d, 36h). */
 static long duration_s(const char *flag, const char *v)
@@ -231,8 +349,78 @@ static int cmd_scan(int argc, char **argv)
         {"expiry-warning", required_argument, 0, O_EXPIRY_WARNING},
         {"expect-ocsp", no_argument, 0, O_EXPECT_OCSP},
         {"enum", no_argument, 0, O_ENUM},
+        {"shard", required_argument, 0, O_SHARD},
+        {"resume", required_argument, 0, O_RESUME},
+        {"cache-mem", required_argument, 0, O_CACHE_MEM},
+        {"exclude", required_argument, 0, O_EXCLUDE},
+        {"per-prefix", required_argument, 0, O_PER_PREFIX},
+        {"min-interval", required_argument, 0, O_MIN_INTERVAL},
+        {"backoff", required_argument, 0, O_BACKOFF},
+        {"retry", required_argument, 0, O_RETRY},
         {0, 0, 0, 0},
     };
+    /* --resume DB: the stored command line of the unfinished scan is parsed
+     * first, then what this command line adds (-q, -v, -i to give the input
+     * again, e.g. when it came from stdin). */
+    const char *resume = NULL;
+    int64_t resume_id = 0;
+    char **rargv = NULL;
+    int rargc = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            break;
+        }
+        if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) {
+            resume = argv[i + 1];
+        } else if (strncmp(argv[i], "--resume=", 9) == 0) {
+            resume = argv[i] + 9;
+        }
+    }
+    if (resume) {
+        for (int i = 1; i < argc; i++) {
+            const char *a = argv[i];
+            if (strcmp(a, "--resume") == 0) {
+                i++;
+                continue;
+            }
+            if (strncmp(a, "--resume=", 9) == 0 || strcmp(a, "-q") == 0 ||
+                strcmp(a, "--quiet") == 0 || strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 ||
+                strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+                continue;
+            }
+            if ((strcmp(a, "-i") == 0 || strcmp(a, "--input") == 0) && i + 1 < argc) {
+                i++;
+                continue;
+            }
+            if (strncmp(a, "--input=", 8) == 0) {
+                continue;
+            }
+            fprintf(stderr,
+                    "mxscan: with --resume only -i, -q and -v may be given: the scan goes on with "
+                    "the settings it was started with ('%s')\n",
+                    a);
+            return 2;
+        }
+        rargv = resume_args(resume, &resume_id, &rargc);
+        if (!rargv) {
+            return 1;
+        }
+        /* stored argv, then this command line's own options */
+        char **all = calloc((size_t)(rargc + argc + 1), sizeof *all);
+        if (!all) {
+            return 1;
+        }
+        int n = 0;
+        for (int i = 0; i < rargc; i++) {
+            all[n++] = rargv[i];
+        }
+        for (int i = 1; i < argc; i++) {
+            all[n++] = argv[i];
+        }
+        free(rargv);
+        rargv = all;
+        rargc = n;
+    }
     scan_config_t c;
     scan_config_defaults(&c);
     static const char *aka[64];
@@ -241,6 +429,13 @@ static int cmd_scan(int argc, char **argv)
     int port_set = 0, opt;
     char *json = args_json(argc, argv);
     c.arguments_json = json;
+    if (rargv) {
+        /* The stored strings live until exit (reachable from here). */
+        static char **resume_argv;
+        resume_argv = rargv;
+        argc = rargc;
+        argv = resume_argv;
+    }
     optind = 1;
     while ((opt = getopt_long(argc, argv, "i:o:qvh", opts, NULL)) != -1) {
         switch (opt) {
@@ -334,6 +529,30 @@ static int cmd_scan(int argc, char **argv)
         case O_DEDUP_MEM:
             c.dedup_mem = (size_t)num_arg("--dedup-mem", optarg, 1, 65536) << 20;
             break;
+        case O_CACHE_MEM:
+            c.cache_mem = (size_t)num_arg("--cache-mem", optarg, 0, 65536) << 20;
+            break;
+        case O_SHARD:
+            shard_arg(optarg, &c.shard_i, &c.shard_n);
+            break;
+        case O_RESUME:
+            break; /* taken above */
+        case O_EXCLUDE:
+            c.exclude_path = optarg;
+            break;
+        case O_PER_PREFIX:
+            c.limits.per_prefix = (int)num_arg("--per-prefix", optarg, 0, 100000);
+            break;
+        case O_MIN_INTERVAL:
+            c.limits.min_interval_ms =
+                (int)(strcmp(optarg, "0") == 0 ? 0 : duration_ms("--min-interval", optarg));
+            break;
+        case O_BACKOFF:
+            c.backoff_ms = strcmp(optarg, "0") == 0 ? 0 : duration_ms("--backoff", optarg);
+            break;
+        case O_RETRY:
+            c.retry_ms = strcmp(optarg, "0") == 0 ? 0 : duration_ms("--retry", optarg);
+            break;
         default:
             fprintf(stderr, "try 'mxscan scan --help'\n");
             free(json);
@@ -342,6 +561,10 @@ static int cmd_scan(int argc, char **argv)
     }
     if (c.tls_on_connect && !port_set) {
         c.port = 465;
+    }
+    if (resume) {
+        c.db_path = resume; /* the file named now, wherever it was first written */
+        c.resume_scan = resume_id;
     }
     c.aka = aka;
     c.naka = naka;

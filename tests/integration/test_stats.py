@@ -311,7 +311,7 @@ class TestStatsOldSchema(unittest.TestCase):
         con.close()
         rc, out, err = stats(db, "--format", "json")
         self.assertEqual(rc, 0, err)
-        self.assertEqual(rows(db, "PRAGMA user_version")[0][0], 3)
+        self.assertEqual(rows(db, "PRAGMA user_version")[0][0], 4)
         j = json.loads(out)
         p = by_key(j["posture"])
         self.assertEqual((p["starttls"]["count"], p["plaintext"]["count"],

@@ -190,10 +190,10 @@ static void test_open_fresh_migrates(void **state)
     sqlite3 *c = db_handle(db);
     static const char *const names[] = {"scans",     "domains",  "mx",       "hosts",
                                         "endpoints", "findings", "rejected", "domain_findings",
-                                        "tlsa",      "mta_sts",  "tlsrpt"};
+                                        "tlsa",      "mta_sts",  "tlsrpt",   "excluded"};
     char mode[32];
 
-    assert_int_equal(q_int(c, "PRAGMA user_version"), 3);
+    assert_int_equal(q_int(c, "PRAGMA user_version"), 4);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_int_equal(q_int(c, "SELECT count(*) FROM sqlite_schema WHERE name='%s'", names[i]),
                          1);
@@ -212,7 +212,7 @@ static void test_reopen_idempotent(void **state)
 
     db_close(db);
     db = open_ok(f);
-    assert_int_equal(q_int(db_handle(db), "PRAGMA user_version"), 3);
+    assert_int_equal(q_int(db_handle(db), "PRAGMA user_version"), 4);
     assert_int_equal(q_int(db_handle(db), "SELECT count(*) FROM sqlite_schema"), objects);
     assert_int_equal(q_int(db_handle(db), "SELECT count(*) FROM scans"), 1);
     db_close(db);
@@ -238,7 +238,7 @@ static void test_migrate_v1_to_v2(void **state)
     sqlite3_close(c);
     db_t *db = open_ok(f);
     c = db_handle(db);
-    assert_int_equal(q_int(c, "PRAGMA user_version"), 3);
+    assert_int_equal(q_int(c, "PRAGMA user_version"), 4);
     assert_int_equal(q_int(c, "SELECT count(*) FROM endpoints WHERE grade IS NULL"), 1);
     assert_int_equal(q_int(c, "SELECT count(*) FROM sqlite_schema WHERE name='mta_sts'"), 1);
     db_close(db);

@@ -1195,7 +1195,7 @@ static run_t *run_open(int port, int timeout_ms, int forget_done, int concurrenc
     snprintf(servers, sizeof servers, DNS_IP ":%d", fx.dns_port);
     r->dns = dns_new(&r->loop, servers, 2000, 2, err, sizeof err);
     assert_non_null(r->dns);
-    rl_limits_t lim = {concurrency, concurrency, 0};
+    rl_limits_t lim = {.concurrency = concurrency, .per_ip = concurrency, .rate = 0};
     r->rl = rl_new(&r->loop, &lim);
     assert_non_null(r->rl);
     char ca[300];
