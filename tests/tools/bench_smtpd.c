@@ -23,6 +23,13 @@
  * handshake whose client asks for one (status_request, RFC 6066 8): the
  * loopback test network uses that for its OCSP postures.
  *
+ * With --hold POINT the benchmark measures the client's memory per session in
+ * flight: every session stops at POINT (before the greeting, on the client's
+ * first TLS bytes, i.e. mid-handshake, or on the EHLO after TLS) and waits
+ * there until --hold-count sessions wait at once, or the first of them has
+ * waited --hold-ms; then all of them go on. The client's sessions are thus
+ * really in flight together, each holding what it holds at that point.
+ *
  * Only loopback (127.0.0.0/8) addresses are accepted for --listen. SIGINT or
  * SIGTERM closes every handle, prints counters on stderr and exits 0, so the
  * server can be run under valgrind or ASan to check for leaks.
@@ -64,6 +71,14 @@ enum sess_state {
     SESS_TLS,       /* inside TLS */
 };
 
+/* Where --hold stops every session until the barrier opens. */
+enum hold_point {
+    HOLD_NONE,
+    HOLD_GREETING,    /* connected; the 220 greeting is not sent yet */
+    HOLD_CLIENTHELLO, /* the client's first TLS bytes are not answered yet */
+    HOLD_EHLO2,       /* the EHLO after TLS is not answered yet */
+};
+
 struct server;
 
 /* One client connection; both handles are owned by value. */
@@ -77,8 +92,13 @@ struct sess {
     int quitting;      /* shutdown requested after the last reply */
     int pending_close; /* handles whose close callback has not run yet */
     SSL *ssl;
-    BIO *rbio; /* network bytes in (owned by ssl) */
-    BIO *wbio; /* bytes for the network (owned by ssl) */
+    BIO *rbio;                          /* network bytes in (owned by ssl) */
+    BIO *wbio;                          /* bytes for the network (owned by ssl) */
+    int held;                           /* waiting at the hold point (on srv->held) */
+    int hold_passed;                    /* went through the hold point already */
+    struct sess *held_prev, *held_next; /* the server's list of held sessions */
+    char *stash;                        /* TLS bytes that arrived while held */
+    size_t stash_len;
     size_t line_len;
     char line[LINE_MAX_LEN];
 };
@@ -101,6 +121,8 @@ struct stats {
     unsigned long timeouts;
     unsigned long overflows;
     unsigned long active;
+    unsigned long held_max;     /* most sessions held at once */
+    unsigned long held_batches; /* times the barrier opened */
 };
 
 /* The whole server: listeners, TLS context, shared read buffer, counters. */
@@ -114,12 +136,21 @@ struct server {
     uv_signal_t sigint, sigterm, sigusr1;
     uint64_t idle_ms;
     int stopping;
+    enum hold_point hold;
+    unsigned long hold_count; /* open the barrier when this many are held */
+    uint64_t hold_ms;         /* or when the first held one has waited this long */
+    uv_timer_t hold_timer;
+    struct sess *held_head;
+    unsigned long held;
     struct stats st;
     char readbuf[READ_BUF_LEN];
 };
 
 static void sess_close(struct sess *s);
 static void sess_flush_tls(struct sess *s);
+static void sess_tls_input(struct sess *s, const char *data, size_t len);
+static void sess_reply(struct sess *s, const char *text, size_t len);
+static void sess_greet(struct sess *s);
 
 /* Prints a fatal start-up error and exits. */
 static void die(const char *fmt, ...)
@@ -139,13 +170,18 @@ static void usage(int code)
     fprintf(code ? stderr : stdout,
             "usage: bench_smtpd --cert FILE --key FILE --listen ADDRS [--port N]\n"
             "                   [--pidfile FILE] [--idle-timeout SECONDS] [--tickets N]\n"
-            "                   [--ocsp FILE]\n"
+            "                   [--ocsp FILE] [--hold POINT [--hold-count N] [--hold-ms MS]]\n"
             "  ADDRS: comma list of IPv4 loopback addresses or ranges A-B,\n"
             "         e.g. 127.26.0.1-127.26.0.100,127.26.1.1\n"
             "  --port         TCP port (default 25)\n"
             "  --idle-timeout drop a session idle this long (default 30)\n"
             "  --tickets      TLS 1.3 session tickets sent per handshake (default: OpenSSL's)\n"
-            "  --ocsp         staple this DER OCSP response when the client asks for one\n");
+            "  --ocsp         staple this DER OCSP response when the client asks for one\n"
+            "  --hold         stop every session at POINT: greeting (before the 220),\n"
+            "                 clienthello (mid-handshake: the client's first TLS bytes\n"
+            "                 wait) or ehlo2 (the EHLO after TLS waits), until\n"
+            "  --hold-count   this many sessions wait at once (default 100), or\n"
+            "  --hold-ms      the first of them has waited this long (default 10000)\n");
     exit(code);
 }
 
@@ -155,9 +191,11 @@ static void stats_print(const struct server *srv)
     const struct stats *st = &srv->st;
     fprintf(stderr,
             "bench_smtpd: accepted=%lu accept_errors=%lu starttls=%lu handshakes=%lu "
-            "handshake_failures=%lu quits=%lu resets=%lu timeouts=%lu overflows=%lu active=%lu\n",
+            "handshake_failures=%lu quits=%lu resets=%lu timeouts=%lu overflows=%lu active=%lu "
+            "held_max=%lu held_batches=%lu\n",
             st->accepted, st->accept_errors, st->starttls, st->handshakes, st->handshake_failures,
-            st->quits, st->resets, st->timeouts, st->overflows, st->active);
+            st->quits, st->resets, st->timeouts, st->overflows, st->active, st->held_max,
+            st->held_batches);
 }
 
 /* Frees a finished write request; a failed write ends the session. */
@@ -244,7 +282,96 @@ static void on_close(uv_handle_t *h)
         return;
     s->srv->st.active--;
     SSL_free(s->ssl);
+    free(s->stash);
     free(s);
+}
+
+/* Takes s off the list of held sessions, if it is on it. */
+static void hold_unlink(struct sess *s)
+{
+    struct server *srv = s->srv;
+    if (!s->held)
+        return;
+    if (s->held_prev)
+        s->held_prev->held_next = s->held_next;
+    else
+        srv->held_head = s->held_next;
+    if (s->held_next)
+        s->held_next->held_prev = s->held_prev;
+    s->held_prev = s->held_next = NULL;
+    s->held = 0;
+    srv->held--;
+}
+
+/* Lets a session go on from the hold point where it waited. */
+static void hold_resume(struct sess *s)
+{
+    if (s->closing || s->quitting)
+        return;
+    switch (s->srv->hold) {
+    case HOLD_GREETING:
+        sess_greet(s);
+        break;
+    case HOLD_CLIENTHELLO: {
+        char *data = s->stash;
+        size_t len = s->stash_len;
+        s->stash = NULL;
+        s->stash_len = 0;
+        if (data != NULL)
+            sess_tls_input(s, data, len);
+        free(data);
+        break;
+    }
+    case HOLD_EHLO2:
+        sess_reply(s, EHLO_TLS, sizeof(EHLO_TLS) - 1);
+        break;
+    case HOLD_NONE:
+        break;
+    }
+}
+
+/* Opens the barrier: every held session goes on, in arrival order. */
+static void on_hold_timer(uv_timer_t *t)
+{
+    struct server *srv = t->loop->data;
+    if (srv->held == 0)
+        return;
+    srv->st.held_batches++;
+    /* The list is newest first: resume from its tail. */
+    struct sess *tail = srv->held_head;
+    while (tail && tail->held_next)
+        tail = tail->held_next;
+    while (tail) {
+        struct sess *s = tail;
+        tail = s->held_prev;
+        hold_unlink(s);
+        s->hold_passed = 1;
+        hold_resume(s);
+    }
+}
+
+/* Stops s at the hold point at, if --hold names it; returns 1 when held.
+ * The barrier opens from the loop (a zero timer), never under the caller. */
+static int hold_here(struct sess *s, enum hold_point at)
+{
+    struct server *srv = s->srv;
+    if (srv->hold != at || s->hold_passed)
+        return 0;
+    if (s->held)
+        return 1;
+    s->held = 1;
+    s->held_prev = NULL;
+    s->held_next = srv->held_head;
+    if (srv->held_head)
+        srv->held_head->held_prev = s;
+    srv->held_head = s;
+    if (++srv->held > srv->st.held_max)
+        srv->st.held_max = srv->held;
+    if (srv->held >= srv->hold_count)
+        uv_timer_start(&srv->hold_timer, on_hold_timer, 0, 0);
+    else if (srv->held == 1)
+        uv_timer_start(&srv->hold_timer, on_hold_timer, srv->hold_ms, 0);
+    return 1;
 }
 
 /* Starts closing both handles; safe to call more than once. */
@@ -253,6 +380,7 @@ static void sess_close(struct sess *s)
     if (s->closing)
         return;
     s->closing = 1;
+    hold_unlink(s);
     uv_close((uv_handle_t *)&s->tcp, on_close);
     uv_close((uv_handle_t *)&s->idle, on_close);
 }
@@ -311,6 +439,8 @@ static void sess_starttls(struct sess *s)
 static void sess_command(struct sess *s, const char *line, size_t len)
 {
     if (is_verb(line, len, "EHLO", 1)) {
+        if (s->state == SESS_TLS && hold_here(s, HOLD_EHLO2))
+            return; /* answered when the barrier opens */
         if (s->state == SESS_TLS)
             sess_reply(s, EHLO_TLS, sizeof(EHLO_TLS) - 1);
         else
@@ -361,6 +491,21 @@ static void sess_input(struct sess *s, const char *data, size_t len)
 /* Feeds TLS records to the SSL: handshake first, then application data. */
 static void sess_tls_input(struct sess *s, const char *data, size_t len)
 {
+    if (s->state == SESS_HANDSHAKE && s->srv->hold == HOLD_CLIENTHELLO && !s->hold_passed) {
+        /* Mid-handshake hold: keep the bytes, answer them when the barrier opens. */
+        char *grown =
+            s->stash_len + len <= WRITE_QUEUE_MAX ? realloc(s->stash, s->stash_len + len) : NULL;
+        if (grown == NULL) {
+            s->srv->st.overflows++;
+            sess_close(s);
+            return;
+        }
+        memcpy(grown + s->stash_len, data, len);
+        s->stash = grown;
+        s->stash_len += len;
+        hold_here(s, HOLD_CLIENTHELLO);
+        return;
+    }
     if (BIO_write(s->rbio, data, (int)len) != (int)len) {
         sess_close(s);
         return;
@@ -463,7 +608,13 @@ static void on_connection(uv_stream_t *listener, int status)
     srv->st.accepted++;
     uv_tcp_nodelay(&s->tcp, 1);
     uv_timer_start(&s->idle, on_idle, srv->idle_ms, srv->idle_ms);
+    if (!hold_here(s, HOLD_GREETING))
+        sess_greet(s);
+}
 
+/* Sends the greeting with the local address and starts reading. */
+static void sess_greet(struct sess *s)
+{
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     char addr[INET6_ADDRSTRLEN] = "bench";
@@ -472,7 +623,7 @@ static void on_connection(uv_stream_t *listener, int status)
     char greeting[96];
     int n = snprintf(greeting, sizeof(greeting), "220 %s ESMTP bench\r\n", addr);
     sess_write(s, greeting, (size_t)n, 1);
-    if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) != 0)
+    if (!s->closing && uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) != 0)
         sess_close(s);
 }
 
@@ -641,8 +792,10 @@ static void write_pidfile(const char *path)
 int main(int argc, char **argv)
 {
     const char *cert = NULL, *key = NULL, *listen = NULL, *pidfile = NULL, *ocsp = NULL;
+    const char *hold = NULL;
     int port = 25, tickets = -1;
-    double idle_s = 30;
+    long hold_count = 100;
+    double idle_s = 30, hold_ms = 10000;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
@@ -666,6 +819,12 @@ int main(int argc, char **argv)
             tickets = atoi(v);
         else if (strcmp(a, "--ocsp") == 0)
             ocsp = v;
+        else if (strcmp(a, "--hold") == 0)
+            hold = v;
+        else if (strcmp(a, "--hold-count") == 0)
+            hold_count = atol(v);
+        else if (strcmp(a, "--hold-ms") == 0)
+            hold_ms = atof(v);
         else
             usage(2);
     }
@@ -675,11 +834,27 @@ int main(int argc, char **argv)
         die("bad --port %d", port);
     if (idle_s <= 0)
         die("bad --idle-timeout");
+    if (hold_count < 1 || hold_ms < 0)
+        die("bad --hold-count or --hold-ms");
 
     static struct server srv; /* 64 KiB read buffer: not on the stack */
     srv.loop = uv_default_loop();
     srv.loop->data = &srv;
     srv.idle_ms = (uint64_t)(idle_s * 1000);
+    if (hold == NULL)
+        srv.hold = HOLD_NONE;
+    else if (strcmp(hold, "greeting") == 0)
+        srv.hold = HOLD_GREETING;
+    else if (strcmp(hold, "clienthello") == 0)
+        srv.hold = HOLD_CLIENTHELLO;
+    else if (strcmp(hold, "ehlo2") == 0)
+        srv.hold = HOLD_EHLO2;
+    else
+        die("bad --hold '%s' (greeting, clienthello or ehlo2)", hold);
+    srv.hold_count = (unsigned long)hold_count;
+    srv.hold_ms = (uint64_t)hold_ms;
+    uv_timer_init(srv.loop, &srv.hold_timer);
+    srv.hold_timer.data = NULL; /* not a session's timer: close_walk_cb closes it */
     srv.ctx = server_ctx_new(cert, key, tickets);
     if (ocsp != NULL) {
         srv.ocsp = read_ocsp(ocsp, &srv.ocsp_len);
