@@ -2154,7 +2154,7 @@ void scan_config_defaults(scan_config_t *c)
     c->max_domains = 1000;
     c->max_addrs = 4;
     c->dedup_mem = 16u << 20;
-    c->cache_mem = 32u << 20;
+    c->cache_mem = 8u << 20;
     c->backoff_ms = 60000;
     c->retry_ms = 60000;
     c->expiry_warning_s = 14 * 86400;
