@@ -1702,15 +1702,18 @@ static void dir_of(const char *path, char *out, size_t len)
 /* Removes a database file and its -wal and -shm companions. */
 static void unlink_db(const char *path)
 {
-    char p[PATH_MAX + 8];
+    static const char *const suffix[] = {"-wal", "-shm", "-journal"};
+    char p[PATH_MAX + 16];
+    size_t n = strlen(path);
 
     unlink(path);
-    snprintf(p, sizeof(p), "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-journal", path);
-    unlink(p);
+    if (n >= PATH_MAX)
+        return;
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        memcpy(p, path, n);
+        memcpy(p + n, suffix[i], strlen(suffix[i]) + 1);
+        unlink(p);
+    }
 }
 
 /* Frees what the inputs own. */
