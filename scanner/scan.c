@@ -17,6 +17,8 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -185,6 +187,7 @@ struct scan {
     sqlite3 *resume_conn; /* the input thread's: finished domains of a resumed scan */
     sqlite3_stmt *resume_st;
     exclude_t *exclude; /* --exclude */
+    int lock_fd;        /* flock()ed: one scanner per database file */
     sqlite3 *host_conn; /* the loop's: stored host summaries (summary_load) */
     sqlite3_stmt *host_st;
     int host_lookup;       /* a host missing from the cache may be stored: look */
@@ -198,7 +201,7 @@ struct scan {
     uv_signal_t sigint, sigterm;
     int handles_closing;
 
-    int interrupted, finished, closed, db_failed;
+    int interrupted, finished, closed, db_failed, stop_pending;
     int wake_closed; /* under mu: no thread may send on wake any more */
     uint64_t t0;
     uint64_t domains_started, domains_done, domains_inflight;
@@ -1945,9 +1948,11 @@ static void pump(scan_t *sc)
         /* Nothing more can be stored: stop now rather than scan for nothing.
          * The reason is printed at the end; --resume goes on from here. */
         sc->db_failed = 1;
-        if (!sc->interrupted) {
-            stop_scan(sc);
-        }
+        /* pump may run inside a c-ares or session callback, where the
+         * resolver and sessions cannot be torn down: stop from the top of
+         * the loop (wake_cb) */
+        sc->stop_pending = 1;
+        uv_async_send(&sc->wake);
     }
     if (sc->cache && cache_mem(sc->cache) > sc->cfg->cache_mem &&
         cache_trim(sc->cache, db_committed(sc->db)) > 0) {
@@ -1981,6 +1986,12 @@ static void wake_cb(uv_async_t *a)
     if (sc->finished) {
         close_all(sc);
         return;
+    }
+    if (sc->stop_pending) {
+        sc->stop_pending = 0;
+        if (!sc->interrupted) {
+            stop_scan(sc);
+        }
     }
     pump(sc);
 }
@@ -2143,7 +2154,7 @@ void scan_config_defaults(scan_config_t *c)
     c->max_domains = 1000;
     c->max_addrs = 4;
     c->dedup_mem = 16u << 20;
-    c->cache_mem = 32u << 20;
+    c->cache_mem = 8u << 20;
     c->backoff_ms = 60000;
     c->retry_ms = 60000;
     c->expiry_warning_s = 14 * 86400;
@@ -2378,6 +2389,7 @@ int scan_run(const scan_config_t *cfg)
         return 1;
     }
     int rc = 1;
+    sc->lock_fd = -1;
     int fds_start = getenv("MXSCAN_FD_CHECK") ? count_fds() : -1;
     raise_fd_limit(cfg);
     sc->cfg = cfg;
@@ -2428,6 +2440,14 @@ int scan_run(const scan_config_t *cfg)
     sc->db = db_open(cfg->db_path, err, sizeof err);
     if (!sc->db) {
         fprintf(stderr, "mxscan: %s\n", err);
+        goto out;
+    }
+    /* One scanner per file at a time: above all, two runs must never resume
+     * the same scan. flock() locks are apart from SQLite's POSIX locks. */
+    sc->lock_fd = open(cfg->db_path, O_RDONLY | O_CLOEXEC);
+    if (sc->lock_fd >= 0 && flock(sc->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "mxscan: another mxscan scan is writing to %s; wait for it to end%s\n",
+                cfg->db_path, cfg->resume_scan > 0 ? " before resuming" : "");
         goto out;
     }
     if (cfg->resume_scan > 0) {
@@ -2587,6 +2607,9 @@ out:
     input_dedup_free(sc->dedup);
     if (sc->db) {
         db_close(sc->db);
+    }
+    if (sc->lock_fd >= 0) {
+        close(sc->lock_fd); /* releases the flock */
     }
     free(sc->ring);
     pthread_mutex_destroy(&sc->mu);

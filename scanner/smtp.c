@@ -710,6 +710,10 @@ smtp_session_t *smtp_start(uv_loop_t *loop, const smtp_opts_t *o, const char *ho
     s->tcp.data = s->timer.data = s->connect_req.data = s;
     s->handles_open = 2;
     s->state = SMTP_CONNECT;
+    /* The loop's cached time may be far behind when a session starts late
+     * in a long iteration (thousands of callbacks): the connect deadline
+     * counts from now, not from the start of the iteration. */
+    uv_update_time(loop);
     arm_step(s);
     int r = uv_tcp_connect(&s->connect_req, &s->tcp, (struct sockaddr *)&ss, connect_cb);
     if (r != 0) {

@@ -125,6 +125,8 @@ static void usage(FILE *f)
             "DANE, MTA-STS, TLSRPT: the whole pipeline of `mxscan scan`) and says what is\n"
             "wrong with them. Nothing is stored unless -o is given: the scan goes to a\n"
             "private temporary file in $TMPDIR (else /tmp) that is removed afterwards.\n"
+            "Unlike `mxscan scan`, a transient failure (connect timeout, 4xx greeting)\n"
+            "is reported as it is, not tried again a minute later.\n"
             "\n"
             "output (one mode at most):\n"
             "  (default)              per domain: posture, MX hosts and their endpoints\n"
@@ -1278,6 +1280,7 @@ int cmd_check(int argc, char **argv)
     scan_config_t c;
     scan_config_defaults(&c);
     c.timeout_ms = CHECK_DEFAULT_TIMEOUT_MS;
+    c.retry_ms = 0; /* a check reports what it sees now: no later retry */
     c.quiet = c.silent = 1;
     /* The command line as typed (getopt_long permutes argv). */
     char *args = args_json(argc, argv);

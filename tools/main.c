@@ -36,6 +36,7 @@ static void usage_main(FILE *f)
                "  diff      what changed between two scans; exit 1 if something got worse\n"
                "  report    a self-contained HTML report with charts and what to fix\n"
                "  check     scan a few domains and say what is wrong (also for Nagios)\n"
+               "  merge     combine the shards of a sharded scan (scan --shard) into one\n"
                "\n"
                "options:\n"
                "  -h, --help     this help; `mxscan <command> --help` for a command\n"
@@ -565,6 +566,13 @@ static int cmd_scan(int argc, char **argv)
     if (resume) {
         c.db_path = resume; /* the file named now, wherever it was first written */
         c.resume_scan = resume_id;
+        if (c.input_path && strcmp(c.input_path, "-") == 0 && isatty(0)) {
+            fprintf(stderr,
+                    "mxscan: scan %lld read its domains from standard input: give them "
+                    "again (mxscan scan --resume %s < FILE, or -i FILE)\n",
+                    (long long)resume_id, resume);
+            return 2;
+        }
     }
     c.aka = aka;
     c.naka = naka;
@@ -604,6 +612,7 @@ int main(int argc, char **argv)
                    : strcmp(argv[2], "diff") == 0   ? cmd_diff(2, args)
                    : strcmp(argv[2], "report") == 0 ? cmd_report(2, args)
                    : strcmp(argv[2], "check") == 0  ? cmd_check(2, args)
+                   : strcmp(argv[2], "merge") == 0  ? cmd_merge(2, args)
                                                     : (usage_main(stderr), 2);
         } else {
             usage_main(stdout);
@@ -617,8 +626,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"scan", cmd_scan}, {"stats", cmd_stats},   {"export", cmd_export},
-                {"diff", cmd_diff}, {"report", cmd_report}, {"check", cmd_check}};
+    } cmds[] = {{"scan", cmd_scan},  {"stats", cmd_stats},   {"export", cmd_export},
+                {"diff", cmd_diff},  {"report", cmd_report}, {"check", cmd_check},
+                {"merge", cmd_merge}};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(cmd, cmds[i].name) == 0) {
             return cmds[i].fn(argc - 1, argv + 1);

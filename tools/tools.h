@@ -17,6 +17,7 @@ int cmd_export(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 /* A one-line remedy for a finding code (FINDINGS.md codes), for the "what
  * to fix" panels of report and check; a generic sentence for unknown codes. */

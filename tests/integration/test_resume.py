@@ -61,12 +61,31 @@ def canon(db, scan_id=None):
     scan_id = scan_id or one(db, "SELECT max(id) FROM scans")
     out = {}
     for name, sql in CANON.items():
-        out[name] = sorted(rows(db, sql, scan_id), key=repr)
+        got = rows(db, sql, scan_id)
+        if name == "endpoints":
+            # resetconn resets as it accepts: the reset meets the scanner in
+            # connect or in the greeting, whichever the kernel delivers first.
+            got = [r[:4] + ("connect|banner",) + r[5:] if r[0] == "mx-resetconn.test" else r
+                   for r in got]
+        out[name] = sorted(got, key=repr)
     out["counts"] = rows(db, "SELECT domains, hosts, endpoints, rejected FROM scans WHERE id=?",
                          scan_id)
     out["mta_sts_rows"] = one(db, "SELECT count(*) FROM mta_sts WHERE scan_id=?", scan_id)
     out["tlsrpt_rows"] = one(db, "SELECT count(*) FROM tlsrpt WHERE scan_id=?", scan_id)
     return out
+
+
+def wait_started(db, p, limit=30):
+    """Waits until the scan has its scans row (start-up under a sanitizer is
+    slow; a kill before it leaves nothing to resume, a case of its own)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and p.poll() is None:
+        try:
+            if one(db, "SELECT count(*) FROM scans") == 1:
+                return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.02)
 
 
 def snapshot(db):
@@ -78,6 +97,7 @@ def snapshot(db):
 
 
 class ResumeCase(unittest.TestCase):
+    maxDiff = None
     reference = None
 
     @classmethod
@@ -111,7 +131,9 @@ class TestKill(ResumeCase):
         kills = 0
         for attempt in range(3):
             cmd = scan_cmd(db) if attempt == 0 else [MXSCAN, "scan", "-q", "--resume", db]
-            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if attempt == 0:
+                wait_started(db, p)
             delay = rnd.uniform(0.15, 1.5)
             time.sleep(delay)
             if p.poll() is None:
@@ -135,7 +157,9 @@ class TestKill(ResumeCase):
         for before, now_, what in zip(kept, after, ("endpoints", "domains", "hosts")):
             self.assertLessEqual(before, now_, f"committed {what} rows were redone")
         self.assertSameResults(db)
-        self.assertEqual(one(db, "SELECT resumed FROM scans"), 3)
+        # each resumed run counts once it has opened the file (a kill during
+        # start-up may come before that)
+        self.assertIn(one(db, "SELECT resumed FROM scans"), (1, 2, 3))
         self.assertIn("already done", out)
 
     def test_resume_done_scan_refused(self):
@@ -158,7 +182,8 @@ class TestKill(ResumeCase):
         """Ctrl-C, then --resume: the interrupted scan ends done and whole."""
         db = tmpdb("sigint")
         p = subprocess.Popen(scan_cmd(db), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(0.8)
+        wait_started(db, p)
+        time.sleep(0.5)
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=30)
         if p.returncode == 130:
