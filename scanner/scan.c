@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -473,21 +474,38 @@ static void host_finding(host_task_t *h, const char *code, const char *detail)
     count_sev(sev, &h->e->sum.n_crit, &h->e->sum.n_warn, &h->e->sum.n_info);
 }
 
+/* The integer fields of host_summary_t as stored in hosts.summary (JSON,
+ * one key each, plus "dns_error"): one list for writing and reading back. */
+static const struct {
+    const char *key;
+    size_t off;
+} summary_fields[] = {
+#define SUMMARY_FIELD(f)                                                                           \
+    {                                                                                              \
+#f, offsetof(host_summary_t, f)                                                            \
+    }
+    SUMMARY_FIELD(dns_failed),  SUMMARY_FIELD(cname),        SUMMARY_FIELD(n_addrs),
+    SUMMARY_FIELD(n_v6),        SUMMARY_FIELD(n_endpoints),  SUMMARY_FIELD(n_reached),
+    SUMMARY_FIELD(n_tls),       SUMMARY_FIELD(n_pkix_valid), SUMMARY_FIELD(dnssec_secure),
+    SUMMARY_FIELD(dane_usable), SUMMARY_FIELD(dane_broken),  SUMMARY_FIELD(n_dane_valid),
+    SUMMARY_FIELD(n_crit),      SUMMARY_FIELD(n_warn),       SUMMARY_FIELD(n_info),
+    SUMMARY_FIELD(n_excluded),
+#undef SUMMARY_FIELD
+};
+#define NSUMMARY_FIELDS (sizeof summary_fields / sizeof *summary_fields)
+
 /* The host summary as stored in hosts.summary (read back by summary_load). */
 static char *summary_json(const host_summary_t *m)
 {
     strbuf_t sb;
     sb_init(&sb);
-    sb_printf(&sb, "{\"dns_failed\":%d,\"dns_error\":", m->dns_failed);
+    sb_puts(&sb, "{\"dns_error\":");
     sb_json_str(&sb, m->dns_error, strnlen(m->dns_error, sizeof m->dns_error));
-    sb_printf(&sb,
-              ",\"cname\":%d,\"n_addrs\":%d,\"n_v6\":%d,\"n_endpoints\":%d,\"n_reached\":%d,"
-              "\"n_tls\":%d,\"n_pkix_valid\":%d,\"dnssec_secure\":%d,\"dane_usable\":%d,"
-              "\"dane_broken\":%d,\"n_dane_valid\":%d,\"n_crit\":%d,\"n_warn\":%d,\"n_info\":%d,"
-              "\"n_excluded\":%d}",
-              m->cname, m->n_addrs, m->n_v6, m->n_endpoints, m->n_reached, m->n_tls,
-              m->n_pkix_valid, m->dnssec_secure, m->dane_usable, m->dane_broken, m->n_dane_valid,
-              m->n_crit, m->n_warn, m->n_info, m->n_excluded);
+    for (size_t i = 0; i < NSUMMARY_FIELDS; i++) {
+        sb_printf(&sb, ",\"%s\":%d", summary_fields[i].key,
+                  *(const int *)((const char *)m + summary_fields[i].off));
+    }
+    sb_putc(&sb, '}');
     return sb_take(&sb);
 }
 
@@ -496,24 +514,23 @@ static char *summary_json(const host_summary_t *m)
  * its own read connection (WAL: readers do not wait for the writer). */
 static int summary_load(scan_t *sc, const char *host, host_summary_t *m)
 {
-    static const char sql[] =
-        "SELECT json_extract(summary, '$.dns_failed'), json_extract(summary, '$.dns_error'), "
-        "json_extract(summary, '$.cname'), json_extract(summary, '$.n_addrs'), "
-        "json_extract(summary, '$.n_v6'), json_extract(summary, '$.n_endpoints'), "
-        "json_extract(summary, '$.n_reached'), json_extract(summary, '$.n_tls'), "
-        "json_extract(summary, '$.n_pkix_valid'), json_extract(summary, '$.dnssec_secure'), "
-        "json_extract(summary, '$.dane_usable'), json_extract(summary, '$.dane_broken'), "
-        "json_extract(summary, '$.n_dane_valid'), json_extract(summary, '$.n_crit'), "
-        "json_extract(summary, '$.n_warn'), json_extract(summary, '$.n_info'), "
-        "json_extract(summary, '$.n_excluded') "
-        "FROM hosts WHERE scan_id = ?1 AND host = ?2 AND summary IS NOT NULL";
     if (!sc->host_st) {
         if (!sc->host_conn && (sqlite3_open_v2(sc->cfg->db_path, &sc->host_conn,
                                                SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
                                sqlite3_busy_timeout(sc->host_conn, 10000) != SQLITE_OK)) {
             return -1;
         }
-        if (sqlite3_prepare_v2(sc->host_conn, sql, -1, &sc->host_st, NULL) != SQLITE_OK) {
+        strbuf_t sql;
+        sb_init(&sql);
+        sb_puts(&sql, "SELECT json_extract(summary, '$.dns_error')");
+        for (size_t i = 0; i < NSUMMARY_FIELDS; i++) {
+            sb_printf(&sql, ", json_extract(summary, '$.%s')", summary_fields[i].key);
+        }
+        sb_puts(&sql, " FROM hosts WHERE scan_id = ?1 AND host = ?2 AND summary IS NOT NULL");
+        int rc =
+            sql.s ? sqlite3_prepare_v2(sc->host_conn, sql.s, -1, &sc->host_st, NULL) : SQLITE_NOMEM;
+        sb_free(&sql);
+        if (rc != SQLITE_OK) {
             return -1;
         }
         sqlite3_bind_int64(sc->host_st, 1, db_scan_id(sc->db));
@@ -527,22 +544,11 @@ static int summary_load(scan_t *sc, const char *host, host_summary_t *m)
         return rc == SQLITE_DONE ? 0 : -1;
     }
     memset(m, 0, sizeof *m);
-    int *f[] = {&m->dns_failed,   NULL,
-                &m->cname,        &m->n_addrs,
-                &m->n_v6,         &m->n_endpoints,
-                &m->n_reached,    &m->n_tls,
-                &m->n_pkix_valid, &m->dnssec_secure,
-                &m->dane_usable,  &m->dane_broken,
-                &m->n_dane_valid, &m->n_crit,
-                &m->n_warn,       &m->n_info,
-                &m->n_excluded};
-    for (int i = 0; i < (int)(sizeof f / sizeof *f); i++) {
-        if (f[i]) {
-            *f[i] = sqlite3_column_int(st, i);
-        }
-    }
-    const unsigned char *e = sqlite3_column_text(st, 1);
+    const unsigned char *e = sqlite3_column_text(st, 0);
     snprintf(m->dns_error, sizeof m->dns_error, "%s", e ? (const char *)e : "");
+    for (size_t i = 0; i < NSUMMARY_FIELDS; i++) {
+        *(int *)((char *)m + summary_fields[i].off) = sqlite3_column_int(st, (int)i + 1);
+    }
     sqlite3_reset(st); /* ends the read transaction */
     return 1;
 }
@@ -1424,6 +1430,18 @@ static int mx_excluded(const dom_mx_t *m)
     return m->excluded || (!m->iplit && m->sum.n_addrs == 0 && m->sum.n_excluded > 0);
 }
 
+/* The excluded rows of a domain's MX hosts that --exclude kept out. */
+static void put_excluded_hosts(const domain_task_t *d, db_batch_t *b)
+{
+    for (int i = 0; i < d->nmx; i++) {
+        if (mx_excluded(&d->mx[i])) {
+            put_excluded(b, d->name, d->mx[i].host, NULL,
+                         d->mx[i].excluded ? "the MX host name is listed"
+                                           : "every address of the MX host is listed");
+        }
+    }
+}
+
 /* MTA-STS verdicts of a domain (RFC 8461 4.1, 4.2), into the facts the
  * posture is decided from. A published record whose policy cannot be had
  * (fetch or WebPKI failure) counts as broken: RFC 8461 5 has senders with
@@ -1538,13 +1556,7 @@ static void domain_finish(domain_task_t *d)
     if (n_excl > 0 && n_judged == 0) {
         /* --exclude keeps out every MX host: nothing to judge the domain by */
         db_batch_t *b = db_batch_new();
-        for (int i = 0; i < d->nmx; i++) {
-            if (mx_excluded(&d->mx[i])) {
-                put_excluded(b, d->name, d->mx[i].host, NULL,
-                             d->mx[i].excluded ? "the MX host name is listed"
-                                               : "every address of the MX host is listed");
-            }
-        }
+        put_excluded_hosts(d, b);
         db_submit(sc->db, b);
         sc->domains_done++;
         sc->domains_inflight--;
@@ -1633,13 +1645,7 @@ static void domain_finish(domain_task_t *d)
         db_int(b, "implicit", strcmp(d->mx_kind, "implicit") == 0);
     }
     put_policies(d, b);
-    for (int i = 0; i < d->nmx; i++) {
-        if (mx_excluded(&d->mx[i])) {
-            put_excluded(b, d->name, d->mx[i].host, NULL,
-                         d->mx[i].excluded ? "the MX host name is listed"
-                                           : "every address of the MX host is listed");
-        }
-    }
+    put_excluded_hosts(d, b);
     if (d->sts_excluded) {
         char host[INPUT_NAME_MAX + 16];
         snprintf(host, sizeof host, "mta-sts.%s", d->name);
