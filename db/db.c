@@ -40,6 +40,7 @@ enum {
     NAME_MAX_LEN = 64,      /* longest table or column name accepted */
     CHUNK_MIN = 4096,       /* first arena chunk of a batch */
     CHUNK_MAX = 65536,      /* chunks double up to this size */
+    WAKE_BATCHES = 64,      /* a busy writer is woken once this many batches wait */
     ROW_BAD = -1,           /* internal result: the row cannot be expressed in SQL */
 };
 
@@ -110,6 +111,7 @@ struct db_batch {
      * are not stored, only counted in lost_rows. */
     bool broken;
     size_t lost_rows;
+    size_t bytes; /* memory it holds, set by db_submit */
 };
 
 /* ---- the database ----------------------------------------------------- */
@@ -138,8 +140,11 @@ struct db {
     /* Under mu: the queue, the counters the loop reads, the failure. */
     db_batch_t *head, *tail;
     size_t backlog;
-    uint64_t submitted; /* batches queued since open */
-    uint64_t committed; /* of those, batches in committed transactions (in order) */
+    size_t queued_bytes;   /* memory of the batches submitted and not yet freed */
+    size_t queued_batches; /* batches in the queue */
+    bool writer_idle;      /* waiting with no transaction open: wake it at once */
+    uint64_t submitted;    /* batches queued since open */
+    uint64_t committed;    /* of those, batches in committed transactions (in order) */
     db_stats_t stats;
     bool stopping;
     bool failed;
@@ -513,6 +518,16 @@ void db_batch_free(db_batch_t *b)
     free(b->rows);
     free(b->cells);
     free(b);
+}
+
+/* The memory a batch holds: its arrays and its arena. */
+static size_t batch_bytes(const db_batch_t *b)
+{
+    size_t n = sizeof(*b) + b->rows_cap * sizeof(struct row) + b->cells_cap * sizeof(struct cell);
+
+    for (const struct chunk *c = b->chunks; c != NULL; c = c->next)
+        n += sizeof(*c) + c->cap;
+    return n;
 }
 
 /* Rows in a batch, counting those a broken batch could not store. */
@@ -934,8 +949,11 @@ static void writer_fail(db_t *db, int rc, const char *what)
     memcpy(db->failmsg, msg, sizeof(msg));
     list = db->head;
     db->head = db->tail = NULL;
-    for (db_batch_t *b = list; b != NULL; b = b->next)
+    db->queued_batches = 0;
+    for (db_batch_t *b = list; b != NULL; b = b->next) {
         lost += db_batch_rows(b);
+        db->queued_bytes -= b->bytes < db->queued_bytes ? b->bytes : db->queued_bytes;
+    }
     db->stats.errors += lost;
     db->backlog -= lost < db->backlog ? lost : db->backlog;
     pthread_mutex_unlock(&db->mu);
@@ -1035,6 +1053,7 @@ static void *writer_main(void *arg)
 {
     db_t *db = arg;
     uint64_t last_ms = mono_ms();
+    size_t taken_bytes;
 
     pthread_mutex_lock(&db->mu);
     for (;;) {
@@ -1046,7 +1065,9 @@ static void *writer_main(void *arg)
             if (db->stopping)
                 break;
             if (!db->txn.open) {
+                db->writer_idle = true;
                 pthread_cond_wait(&db->cv, &db->mu);
+                db->writer_idle = false;
                 continue;
             }
             due = db->txn.started_ms + COMMIT_MS;
@@ -1064,6 +1085,10 @@ static void *writer_main(void *arg)
         }
         list = db->head;
         db->head = db->tail = NULL;
+        db->queued_batches = 0;
+        taken_bytes = 0;
+        for (const db_batch_t *b = list; b != NULL; b = b->next)
+            taken_bytes += b->bytes;
         pthread_mutex_unlock(&db->mu);
         while (list != NULL) {
             db_batch_t *b = list;
@@ -1077,6 +1102,7 @@ static void *writer_main(void *arg)
         }
         last_ms = mono_ms();
         pthread_mutex_lock(&db->mu);
+        db->queued_bytes -= taken_bytes < db->queued_bytes ? taken_bytes : db->queued_bytes;
     }
     pthread_mutex_unlock(&db->mu);
     if (db->txn.open)
@@ -1120,6 +1146,7 @@ uint64_t db_submit(db_t *db, db_batch_t *b)
 
     if (b == NULL)
         return 0;
+    b->bytes = batch_bytes(b);
     pthread_mutex_lock(&db->mu);
     if (db->failed || db_batch_rows(b) == 0) {
         db->stats.errors += db->failed ? db_batch_rows(b) : 0;
@@ -1135,7 +1162,12 @@ uint64_t db_submit(db_t *db, db_batch_t *b)
         db->head = b;
     db->tail = b;
     db->backlog += db_batch_rows(b);
-    pthread_cond_signal(&db->cv);
+    db->queued_bytes += b->bytes;
+    /* A writer with a transaction open looks at the queue again within
+     * IDLE_MS by itself; waking it for every batch would cost two system
+     * calls and a context switch per batch. */
+    if (db->writer_idle || ++db->queued_batches >= WAKE_BATCHES)
+        pthread_cond_signal(&db->cv);
     pthread_mutex_unlock(&db->mu);
     return seq;
 }
@@ -1159,6 +1191,17 @@ size_t db_backlog(db_t *db)
 
     pthread_mutex_lock(&db->mu);
     n = db->backlog;
+    pthread_mutex_unlock(&db->mu);
+    return n;
+}
+
+/* Memory held by batches submitted and not yet written. Thread-safe. */
+size_t db_backlog_bytes(db_t *db)
+{
+    size_t n;
+
+    pthread_mutex_lock(&db->mu);
+    n = db->queued_bytes;
     pthread_mutex_unlock(&db->mu);
     return n;
 }

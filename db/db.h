@@ -65,6 +65,9 @@ uint64_t db_submit(db_t *db, db_batch_t *b);
 uint64_t db_committed(db_t *db);
 /* Rows submitted but not yet committed. Thread-safe. */
 size_t db_backlog(db_t *db);
+/* Bytes of memory held by batches submitted and not yet written (their
+ * arenas and arrays): what the queue costs while the writer lags. */
+size_t db_backlog_bytes(db_t *db);
 /* Non-zero once the writer hit an error it cannot go past (disk full, I/O
  * error, database locked beyond the busy timeout); message in err. */
 int db_failed(db_t *db, char *err, size_t errlen);

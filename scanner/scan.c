@@ -50,10 +50,10 @@
 
 int log_level = 1;
 
-#define RING_CAP        4096
-#define BACKLOG_MAX     50000 /* rows queued for the writer before admission pauses */
-#define MAX_MX_PER_DOM  16
-#define MAX_ADDRS_LIMIT 32
+#define RING_CAP       4096
+#define BACKLOG_MAX    50000       /* rows queued for the writer before admission pauses */
+#define BACKLOG_BYTES  (64u << 20) /* or bytes of rows waiting to be written */
+#define MAX_MX_PER_DOM 16
 
 static const char *postures[] = {"no-mail",         "dns-error", "unreachable", "broken",
                                  "plaintext",       "partial",   "dane",        "mta-sts",
@@ -88,8 +88,8 @@ typedef struct domain_task {
     const char *mx_kind; /* mx | null | implicit | none */
     dns_status_t mx_status;
     int mx_ad;
-    int nmx;
-    dom_mx_t mx[MAX_MX_PER_DOM];
+    int nmx, mx_cap;
+    dom_mx_t *mx; /* grown as MX records are added, up to MAX_MX_PER_DOM */
     int pending;
     int dns_failed;
     finding_t *findings;
@@ -142,8 +142,8 @@ struct host_task {
     dns_status_t a_status, aaaa_status;
     int a_ad, aaaa_ad, a_done, aaaa_done;
     char cname[DNS_NAME_MAX + 1];
-    int naddrs;
-    endpoint_t eps[MAX_ADDRS_LIMIT];
+    int naddrs, eps_cap;
+    endpoint_t *eps; /* grown as addresses arrive, up to --max-addrs */
     int pending;
     db_batch_t *batch;
     /* DANE (RFC 7672): TLSA at _<port>._tcp.<host>, or at its RFC 7671
@@ -353,8 +353,12 @@ static void *input_main(void *arg)
         }
         atomic_fetch_add(&sc->accepted, 1);
         pthread_mutex_lock(&sc->mu);
-        while (sc->ring_count == RING_CAP && !sc->input_stop) {
-            pthread_cond_wait(&sc->cv, &sc->mu);
+        if (sc->ring_count == RING_CAP) {
+            /* Full: sleep until the loop has taken half, so that the two
+             * threads meet once per RING_CAP / 2 names, not once per name. */
+            while (sc->ring_count > RING_CAP / 2 && !sc->input_stop) {
+                pthread_cond_wait(&sc->cv, &sc->mu);
+            }
         }
         if (sc->input_stop) {
             pthread_mutex_unlock(&sc->mu);
@@ -389,7 +393,9 @@ static int ring_pop(scan_t *sc, ring_item_t *out)
         *out = sc->ring[sc->ring_head];
         sc->ring_head = (sc->ring_head + 1) % RING_CAP;
         sc->ring_count--;
-        pthread_cond_signal(&sc->cv);
+        if (sc->ring_count == RING_CAP / 2) {
+            pthread_cond_signal(&sc->cv); /* the input thread may be waiting for this */
+        }
     }
     pthread_mutex_unlock(&sc->mu);
     return got;
@@ -607,6 +613,7 @@ static void host_finish(host_task_t *h)
     for (int i = 0; i < h->ntlsa; i++) {
         free(h->tlsa_buf[i]);
     }
+    free(h->eps);
     free(h);
     cache_complete(e);
     pump(sc);
@@ -1312,6 +1319,24 @@ static void host_lookups_done(host_task_t *h)
     host_addresses_done(h);
 }
 
+/* Makes room for more addresses: a host in flight costs what it has, not
+ * the --max-addrs most it may have. Returns 0, or -1 if out of memory. */
+static int grow_eps(host_task_t *h)
+{
+    int cap = h->eps_cap ? h->eps_cap * 2 : 2;
+    if (cap > h->sc->cfg->max_addrs) {
+        cap = h->sc->cfg->max_addrs;
+    }
+    endpoint_t *n = realloc(h->eps, (size_t)cap * sizeof *n);
+    if (!n) {
+        return -1;
+    }
+    memset(n + h->eps_cap, 0, (size_t)(cap - h->eps_cap) * sizeof *n);
+    h->eps = n;
+    h->eps_cap = cap;
+    return 0;
+}
+
 /* Collects an A or AAAA answer for a host. */
 static void host_dns_cb(host_task_t *h, int v6, const dns_result_t *res)
 {
@@ -1329,6 +1354,9 @@ static void host_dns_cb(host_task_t *h, int v6, const dns_result_t *res)
             put_excluded(h->batch, NULL, h->e->name, res->rr[i].text, "the address is listed");
             h->e->sum.n_excluded++;
             continue;
+        }
+        if (h->naddrs == h->eps_cap && grow_eps(h) != 0) {
+            break; /* out of memory: scan the addresses kept so far */
         }
         char *ip = h->eps[h->naddrs].ip;
         size_t l = strnlen(res->rr[i].text, sizeof h->eps[0].ip - 1);
@@ -1400,6 +1428,7 @@ static void domain_free(domain_task_t *d)
         sts_result_clear(&d->sts);
     }
     tlsrpt_clear(&d->rpt);
+    free(d->mx);
     free(d);
 }
 
@@ -1753,7 +1782,19 @@ static void domain_add_host(domain_task_t *d, const char *host, int pref)
     if (d->nmx >= MAX_MX_PER_DOM) {
         return;
     }
+    if (d->nmx == d->mx_cap) {
+        /* most domains have one or two MX hosts: grow as they come */
+        int cap = d->mx_cap ? d->mx_cap * 2 : 2;
+        cap = cap > MAX_MX_PER_DOM ? MAX_MX_PER_DOM : cap;
+        dom_mx_t *n = realloc(d->mx, (size_t)cap * sizeof *n);
+        if (!n) {
+            return;
+        }
+        d->mx = n;
+        d->mx_cap = cap;
+    }
     dom_mx_t *m = &d->mx[d->nmx++];
+    memset(m, 0, sizeof *m);
     snprintf(m->host, sizeof m->host, "%s", host);
     m->pref = pref;
     unsigned char buf[16];
@@ -1967,7 +2008,8 @@ static void pump(scan_t *sc)
     ring_item_t it;
     while (!sc->interrupted && !sc->db_failed &&
            sc->domains_inflight < (uint64_t)sc->cfg->max_domains &&
-           db_backlog(sc->db) < BACKLOG_MAX && ring_pop(sc, &it)) {
+           db_backlog(sc->db) < BACKLOG_MAX && db_backlog_bytes(sc->db) < BACKLOG_BYTES &&
+           ring_pop(sc, &it)) {
         if (sc->cfg->parse_only) {
             sc->domains_done++;
             continue;

@@ -96,6 +96,9 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *ca_path, char *err,
         return NULL;
     }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* A session waits on the network nearly all its life: give the record
+     * buffers back between reads (about 7 KiB less per session in flight). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     int ok;
     if (ca_file || ca_path) {
         ok = SSL_CTX_load_verify_locations(ctx, ca_file, ca_path);

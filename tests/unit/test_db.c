@@ -425,6 +425,38 @@ static void test_backlog_returns_to_zero(void **state)
     db_close(db);
 }
 
+/* The byte backlog counts the memory of queued batches, large values
+ * included, and is zero once the writer has written them. */
+static void test_backlog_bytes(void **state)
+{
+    struct fixture *f = *state;
+    db_t *db = open_scan(f);
+    enum { BIG = 200000 };
+    char *big = malloc(BIG + 1);
+
+    assert_non_null(big);
+    memset(big, 'x', BIG);
+    big[BIG] = 0;
+    assert_int_equal(db_backlog_bytes(db), 0);
+    db_submit(db, rejected_batch(1, 2));
+    size_t small = db_backlog_bytes(db);
+    assert_true(small > 0);
+    assert_true(small < 64 * 1024);
+    db_batch_t *b = db_batch_new();
+    db_row(b, "rejected", 0);
+    db_int(b, "line", 3);
+    db_text(b, "text", big);
+    db_text(b, "reason", "long line");
+    db_submit(db, b);
+    assert_true(db_backlog_bytes(db) >= small + BIG);
+    start_ok(db, NULL, NULL);
+    assert_int_equal(db_writer_stop(db), 0);
+    assert_int_equal(db_backlog_bytes(db), 0);
+    assert_int_equal(q_int(db_handle(db), "SELECT length(text) FROM rejected WHERE line = 3"), BIG);
+    free(big);
+    db_close(db);
+}
+
 static atomic_int notified, notified_wrong_arg;
 
 /* Counts calls, as the loop's uv_async_send would wake it. cmocka asserts
@@ -843,6 +875,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_guard_duplicate_skips_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backlog_returns_to_zero, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_called, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_name_counts_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_constraint_error_continues, setup, teardown),
