@@ -1184,26 +1184,27 @@ uint64_t db_committed(db_t *db)
     return n;
 }
 
-/* Rows submitted and not yet committed (nor given up after a failure). */
-size_t db_backlog(db_t *db)
+/* Reads one of the queue's counters under the lock. */
+static size_t read_locked(db_t *db, const size_t *counter)
 {
     size_t n;
 
     pthread_mutex_lock(&db->mu);
-    n = db->backlog;
+    n = *counter;
     pthread_mutex_unlock(&db->mu);
     return n;
+}
+
+/* Rows submitted and not yet committed (nor given up after a failure). */
+size_t db_backlog(db_t *db)
+{
+    return read_locked(db, &db->backlog);
 }
 
 /* Memory held by batches submitted and not yet written. Thread-safe. */
 size_t db_backlog_bytes(db_t *db)
 {
-    size_t n;
-
-    pthread_mutex_lock(&db->mu);
-    n = db->queued_bytes;
-    pthread_mutex_unlock(&db->mu);
-    return n;
+    return read_locked(db, &db->queued_bytes);
 }
 
 /* Whether the writer has stopped on an error of the file, and which. */
