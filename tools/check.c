@@ -37,6 +37,7 @@
 #include "scanner/log.h"
 #include "scanner/scan.h"
 #include "scanner/strbuf.h"
+#include "tools/scanflags.h"
 #include "tools/tools.h"
 
 #define CHECK_DEFAULT_TIMEOUT_MS 15000
@@ -193,51 +194,6 @@ static int usage_error(int nagios, const char *fmt, ...)
         return EXIT_UNKNOWN;
     }
     return EXIT_USAGE;
-}
-
-/* Parses a whole number in [lo, hi]; -1 when it is not one. */
-static int parse_num(const char *v, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < lo || n > hi) {
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
-/* Parses a duration: seconds, or a number with ms or s (at most an hour). */
-static int parse_ms(const char *v, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    double n = strtod(v, &end);
-    double mult = strcmp(end, "ms") == 0 ? 1 : strcmp(end, "s") == 0 || *end == 0 ? 1000 : -1;
-    if (errno || end == v || mult < 0 || !(n > 0) || n * mult > 3600e3 || n * mult < 1) {
-        return -1;
-    }
-    *out = (uint64_t)(n * mult);
-    return 0;
-}
-
-/* Parses a duration in whole days, hours, minutes or seconds (14d, 36h). */
-static int parse_s(const char *v, long *out)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    long mult = strcmp(end, "d") == 0 || *end == 0 ? 86400
-                : strcmp(end, "h") == 0            ? 3600
-                : strcmp(end, "m") == 0            ? 60
-                : strcmp(end, "s") == 0            ? 1
-                                                   : -1;
-    if (errno || end == v || n < 0 || mult < 0 || n > 3650L * 86400 / mult) {
-        return -1;
-    }
-    *out = n * mult;
-    return 0;
 }
 
 /* True when the command line asks for --nagios (also abbreviated), so
@@ -1041,22 +997,10 @@ static int fail_unknown(const check_t *ck, const char *why)
     return EXIT_UNKNOWN;
 }
 
+/* Long-only flags of `mxscan check` beyond the shared scan flags
+ * (tools/scanflags.h). */
 enum {
-    O_RESOLVER = 256,
-    O_DNS_TIMEOUT,
-    O_DNS_TRIES,
-    O_PORT,
-    O_TLS_ON_CONNECT,
-    O_HELO,
-    O_TIMEOUT,
-    O_CA_FILE,
-    O_CA_PATH,
-    O_MAX_ADDRS,
-    O_AKA,
-    O_EXPIRY_WARNING,
-    O_EXPECT_OCSP,
-    O_ENUM,
-    O_JSON,
+    O_JSON = SCANFLAGS_END,
     O_NAGIOS,
     O_NO_COLOR,
 };
@@ -1108,7 +1052,7 @@ static int run_check(check_t *ck, scan_config_t *c, const char *args)
     return rc;
 }
 
-/* Long options of `mxscan check`. */
+/* Long options of `mxscan check` beyond the shared scan flags. */
 static const struct option check_opts[] = {
     {"output", required_argument, 0, 'o'},
     {"quiet", no_argument, 0, 'q'},
@@ -1117,33 +1061,24 @@ static const struct option check_opts[] = {
     {"json", no_argument, 0, O_JSON},
     {"nagios", no_argument, 0, O_NAGIOS},
     {"no-color", no_argument, 0, O_NO_COLOR},
-    {"resolver", required_argument, 0, O_RESOLVER},
-    {"dns-timeout", required_argument, 0, O_DNS_TIMEOUT},
-    {"dns-tries", required_argument, 0, O_DNS_TRIES},
-    {"port", required_argument, 0, O_PORT},
-    {"tls-on-connect", no_argument, 0, O_TLS_ON_CONNECT},
-    {"helo", required_argument, 0, O_HELO},
-    {"timeout", required_argument, 0, O_TIMEOUT},
-    {"ca-file", required_argument, 0, O_CA_FILE},
-    {"ca-path", required_argument, 0, O_CA_PATH},
-    {"max-addrs", required_argument, 0, O_MAX_ADDRS},
-    {"aka", required_argument, 0, O_AKA},
-    {"expiry-warning", required_argument, 0, O_EXPIRY_WARNING},
-    {"expect-ocsp", no_argument, 0, O_EXPECT_OCSP},
-    {"enum", no_argument, 0, O_ENUM},
-    {0, 0, 0, 0},
+    {0, 0, 0, 0}, /* the end: scanflags_table adds the shared flags */
 };
 
-/* Parses the flags into ck and c. Returns -1 to go on, or the exit
- * status to end with (0 after --help, a usage error). */
-static int parse_flags(int argc, char **argv, int nagios, check_t *ck, scan_config_t *c)
+/* Parses the flags into ck, c and sf (which c->aka then points into).
+ * Returns -1 to go on, or the exit status to end with (0 after --help, a
+ * usage error). */
+static int parse_flags(int argc, char **argv, int nagios, check_t *ck, scan_config_t *c,
+                       scanflags_t *sf)
 {
-    static const char *aka[64];
-    int naka = 0, port_set = 0, modes = 0, opt;
-    long n;
+    struct option opts[SCANFLAGS_TABLE_LEN(check_opts)];
+    if (scanflags_table(opts, sizeof opts / sizeof *opts, check_opts) < 0) {
+        return EXIT_UNKNOWN; /* cannot happen: the table is sized for both */
+    }
+    char err[SCANFLAGS_ERR_MAX];
+    int modes = 0, opt;
     opterr = 0;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, ":o:qvh", check_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":o:qvh", opts, NULL)) != -1) {
         switch (opt) {
         case 'o':
             ck->out_path = optarg;
@@ -1166,83 +1101,15 @@ static int parse_flags(int argc, char **argv, int nagios, check_t *ck, scan_conf
         case 'h':
             usage(stdout);
             return 0;
-        case O_RESOLVER:
-            c->resolvers = optarg;
-            break;
-        case O_DNS_TIMEOUT:
-            if (parse_num(optarg, 10, 60000, &n) < 0) {
-                return usage_error(nagios,
-                                   "--dns-timeout wants milliseconds from 10 to 60000, "
-                                   "not '%s'",
-                                   optarg);
-            }
-            c->dns_timeout_ms = (int)n;
-            break;
-        case O_DNS_TRIES:
-            if (parse_num(optarg, 1, 10, &n) < 0) {
-                return usage_error(nagios, "--dns-tries wants 1 to 10, not '%s'", optarg);
-            }
-            c->dns_tries = (int)n;
-            break;
-        case O_PORT:
-            if (parse_num(optarg, 1, 65535, &n) < 0) {
-                return usage_error(nagios, "--port wants 1 to 65535, not '%s'", optarg);
-            }
-            c->port = (int)n;
-            port_set = 1;
-            break;
-        case O_TLS_ON_CONNECT:
-            c->tls_on_connect = 1;
-            break;
-        case O_HELO:
-            if (!*optarg || strlen(optarg) > 255 || strpbrk(optarg, " \t\r\n")) {
-                return usage_error(nagios, "--helo wants a host name, not '%s'", optarg);
-            }
-            c->helo = optarg;
-            break;
-        case O_TIMEOUT:
-            if (parse_ms(optarg, &c->timeout_ms) < 0) {
-                return usage_error(nagios,
-                                   "--timeout wants a duration such as 15, 10s or 500ms "
-                                   "(at most 1h), not '%s'",
-                                   optarg);
-            }
-            break;
-        case O_CA_FILE:
-            c->ca_file = optarg;
-            break;
-        case O_CA_PATH:
-            c->ca_path = optarg;
-            break;
-        case O_MAX_ADDRS:
-            if (parse_num(optarg, 1, 32, &n) < 0) {
-                return usage_error(nagios, "--max-addrs wants 1 to 32, not '%s'", optarg);
-            }
-            c->max_addrs = (int)n;
-            break;
-        case O_AKA:
-            if (naka == (int)(sizeof aka / sizeof *aka)) {
-                return usage_error(nagios, "at most 64 --aka names");
-            }
-            aka[naka++] = optarg;
-            break;
-        case O_EXPIRY_WARNING:
-            if (parse_s(optarg, &c->expiry_warning_s) < 0) {
-                return usage_error(nagios,
-                                   "--expiry-warning wants a duration such as 14d, 36h or "
-                                   "90m, not '%s'",
-                                   optarg);
-            }
-            break;
-        case O_EXPECT_OCSP:
-            c->expect_ocsp = 1;
-            break;
-        case O_ENUM:
-            c->enum_versions = 1;
-            break;
         case ':':
             return usage_error(nagios, "option '%s' wants a value", argv[optind - 1]);
         default:
+            switch (scanflags_apply(sf, c, opt, optarg, err, sizeof err)) {
+            case 1:
+                continue;
+            case -1:
+                return usage_error(nagios, "%s", err);
+            }
             if (optopt >= 256) {
                 return usage_error(nagios, "option '%s' takes no value", argv[optind - 1]);
             }
@@ -1262,11 +1129,7 @@ static int parse_flags(int argc, char **argv, int nagios, check_t *ck, scan_conf
         return usage_error(nagios, "at most %d domains; use 'mxscan scan' for lists",
                            CHECK_MAX_DOMAINS);
     }
-    if (c->tls_on_connect && !port_set) {
-        c->port = 465;
-    }
-    c->aka = aka;
-    c->naka = naka;
+    scanflags_finish(sf, c);
     return -1;
 }
 
@@ -1286,7 +1149,9 @@ int cmd_check(int argc, char **argv)
     char *args = args_json(argc, argv);
     char(*names)[INPUT_NAME_MAX + 1] = NULL;
     char **list = NULL;
-    int rc = parse_flags(argc, argv, nagios, &ck, &c);
+    scanflags_t sf; /* c.aka points into it */
+    memset(&sf, 0, sizeof sf);
+    int rc = parse_flags(argc, argv, nagios, &ck, &c, &sf);
     if (rc >= 0) {
         goto out;
     }

@@ -32,6 +32,7 @@
 
 #include "db/db.h"
 #include "scanner/strbuf.h"
+#include "tools/scanflags.h"
 #include "tools/tools.h"
 
 enum { FMT_TEXT, FMT_JSON };
@@ -1046,23 +1047,6 @@ static int64_t scan_id_arg(const char *v)
     return errno || end == v || *end || n <= 0 ? -1 : (int64_t)n;
 }
 
-/* 14d, 36h, 90m, 30s or plain days, as `mxscan scan --expiry-warning`. */
-static long expiry_arg(const char *v)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    long mult = strcmp(end, "d") == 0 || *end == 0 ? 86400
-                : strcmp(end, "h") == 0            ? 3600
-                : strcmp(end, "m") == 0            ? 60
-                : strcmp(end, "s") == 0            ? 1
-                                                   : -1;
-    if (errno || end == v || n < 0 || mult < 0 || n > 3650L * 86400 / mult) {
-        return -1;
-    }
-    return n * mult;
-}
-
 /* Parses the flags; returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, diff_opts_t *o)
 {
@@ -1104,8 +1088,8 @@ static int parse_args(int argc, char **argv, diff_opts_t *o)
             }
             break;
         case O_EXPIRY:
-            o->expiry_s = expiry_arg(optarg);
-            if (o->expiry_s < 0) {
+            /* the same durations as `mxscan scan --expiry-warning` */
+            if (scanflags_duration_s(optarg, &o->expiry_s) < 0) {
                 fprintf(stderr,
                         "mxscan diff: --expiry-warning wants a duration such as 14d or 36h, "
                         "not '%s'\n",

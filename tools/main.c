@@ -19,6 +19,7 @@
 #include "scanner/log.h"
 #include "scanner/scan.h"
 #include "scanner/strbuf.h"
+#include "tools/scanflags.h"
 #include "tools/tools.h"
 
 /* Prints the top-level usage. */
@@ -139,10 +140,8 @@ static void usage_scan(FILE *f)
 /* Parses a whole number in [lo, hi], or exits with a message. */
 static long num_arg(const char *flag, const char *v, long lo, long hi)
 {
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < lo || n > hi) {
+    long n;
+    if (scanflags_num(v, lo, hi, &n) < 0) {
         fprintf(stderr, "mxscan: %s wants a whole number from %ld to %ld, not '%s'\n", flag, lo, hi,
                 v);
         exit(2);
@@ -190,28 +189,16 @@ static char *args_json(int argc, char **argv)
     return sb_take(&sb);
 }
 
+/* Long-only flags of `mxscan scan` beyond the shared scan flags
+ * (tools/scanflags.h). */
 enum {
-    O_CSV = 256,
+    O_CSV = SCANFLAGS_END,
     O_PARSE_ONLY,
-    O_RESOLVER,
-    O_DNS_TIMEOUT,
-    O_DNS_TRIES,
-    O_PORT,
-    O_TLS_ON_CONNECT,
-    O_HELO,
-    O_TIMEOUT,
-    O_CA_FILE,
-    O_CA_PATH,
-    O_MAX_ADDRS,
     O_CONCURRENCY,
     O_PER_IP,
     O_RATE,
     O_MAX_DOMAINS,
     O_DEDUP_MEM,
-    O_AKA,
-    O_EXPIRY_WARNING,
-    O_EXPECT_OCSP,
-    O_ENUM,
     O_SHARD,
     O_RESUME,
     O_CACHE_MEM,
@@ -302,28 +289,11 @@ static char **resume_args(const char *path, int64_t *id, int *argc_out)
     return av;
 }
 
-/* Parses a duration in whole days, hours, minutes or seconds (14d, 36h). */
-static long duration_s(const char *flag, const char *v)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    long mult = strcmp(end, "d") == 0 || *end == 0 ? 86400
-                : strcmp(end, "h") == 0            ? 3600
-                : strcmp(end, "m") == 0            ? 60
-                : strcmp(end, "s") == 0            ? 1
-                                                   : -1;
-    if (errno || end == v || n < 0 || mult < 0 || n > 3650L * 86400 / mult) {
-        fprintf(stderr, "mxscan: %s wants a duration such as 14d, 36h or 90m, not '%s'\n", flag, v);
-        exit(2);
-    }
-    return n * mult;
-}
-
 /* `mxscan scan`. */
 static int cmd_scan(int argc, char **argv)
 {
-    static const struct option opts[] = {
+    /* Its own flags; the shared scan flags are added below. */
+    static const struct option own_opts[] = {
         {"input", required_argument, 0, 'i'},
         {"output", required_argument, 0, 'o'},
         {"quiet", no_argument, 0, 'q'},
@@ -331,25 +301,11 @@ static int cmd_scan(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {"csv-column", required_argument, 0, O_CSV},
         {"parse-only", no_argument, 0, O_PARSE_ONLY},
-        {"resolver", required_argument, 0, O_RESOLVER},
-        {"dns-timeout", required_argument, 0, O_DNS_TIMEOUT},
-        {"dns-tries", required_argument, 0, O_DNS_TRIES},
-        {"port", required_argument, 0, O_PORT},
-        {"tls-on-connect", no_argument, 0, O_TLS_ON_CONNECT},
-        {"helo", required_argument, 0, O_HELO},
-        {"timeout", required_argument, 0, O_TIMEOUT},
-        {"ca-file", required_argument, 0, O_CA_FILE},
-        {"ca-path", required_argument, 0, O_CA_PATH},
-        {"max-addrs", required_argument, 0, O_MAX_ADDRS},
         {"concurrency", required_argument, 0, O_CONCURRENCY},
         {"per-ip", required_argument, 0, O_PER_IP},
         {"rate", required_argument, 0, O_RATE},
         {"max-domains", required_argument, 0, O_MAX_DOMAINS},
         {"dedup-mem", required_argument, 0, O_DEDUP_MEM},
-        {"aka", required_argument, 0, O_AKA},
-        {"expiry-warning", required_argument, 0, O_EXPIRY_WARNING},
-        {"expect-ocsp", no_argument, 0, O_EXPECT_OCSP},
-        {"enum", no_argument, 0, O_ENUM},
         {"shard", required_argument, 0, O_SHARD},
         {"resume", required_argument, 0, O_RESUME},
         {"cache-mem", required_argument, 0, O_CACHE_MEM},
@@ -422,12 +378,17 @@ static int cmd_scan(int argc, char **argv)
         rargv = all;
         rargc = n;
     }
+    struct option opts[SCANFLAGS_TABLE_LEN(own_opts)];
+    if (scanflags_table(opts, sizeof opts / sizeof *opts, own_opts) < 0) {
+        return 1; /* cannot happen: the table is sized for both */
+    }
     scan_config_t c;
     scan_config_defaults(&c);
-    static const char *aka[64];
-    int naka = 0;
+    scanflags_t sf; /* c.aka points into it: it outlives scan_run below */
+    memset(&sf, 0, sizeof sf);
     c.db_path = "mxscan.db";
-    int port_set = 0, opt;
+    int opt;
+    char err[SCANFLAGS_ERR_MAX];
     char *json = args_json(argc, argv);
     c.arguments_json = json;
     if (rargv) {
@@ -462,42 +423,6 @@ static int cmd_scan(int argc, char **argv)
         case O_PARSE_ONLY:
             c.parse_only = 1;
             break;
-        case O_RESOLVER:
-            c.resolvers = optarg;
-            break;
-        case O_DNS_TIMEOUT:
-            c.dns_timeout_ms = (int)num_arg("--dns-timeout", optarg, 10, 60000);
-            break;
-        case O_DNS_TRIES:
-            c.dns_tries = (int)num_arg("--dns-tries", optarg, 1, 10);
-            break;
-        case O_PORT:
-            c.port = (int)num_arg("--port", optarg, 1, 65535);
-            port_set = 1;
-            break;
-        case O_TLS_ON_CONNECT:
-            c.tls_on_connect = 1;
-            break;
-        case O_HELO:
-            if (!*optarg || strlen(optarg) > 255 || strpbrk(optarg, " \t\r\n")) {
-                fprintf(stderr, "mxscan: --helo wants a host name, not '%s'\n", optarg);
-                free(json);
-                return 2;
-            }
-            c.helo = optarg;
-            break;
-        case O_TIMEOUT:
-            c.timeout_ms = duration_ms("--timeout", optarg);
-            break;
-        case O_CA_FILE:
-            c.ca_file = optarg;
-            break;
-        case O_CA_PATH:
-            c.ca_path = optarg;
-            break;
-        case O_MAX_ADDRS:
-            c.max_addrs = (int)num_arg("--max-addrs", optarg, 1, 32);
-            break;
         case O_CONCURRENCY:
             c.limits.concurrency = (int)num_arg("--concurrency", optarg, 1, 100000);
             break;
@@ -509,23 +434,6 @@ static int cmd_scan(int argc, char **argv)
             break;
         case O_MAX_DOMAINS:
             c.max_domains = (int)num_arg("--max-domains", optarg, 1, 10000000);
-            break;
-        case O_AKA:
-            if (naka == (int)(sizeof aka / sizeof *aka)) {
-                fprintf(stderr, "mxscan: at most 64 --aka names\n");
-                free(json);
-                return 2;
-            }
-            aka[naka++] = optarg;
-            break;
-        case O_EXPIRY_WARNING:
-            c.expiry_warning_s = duration_s("--expiry-warning", optarg);
-            break;
-        case O_EXPECT_OCSP:
-            c.expect_ocsp = 1;
-            break;
-        case O_ENUM:
-            c.enum_versions = 1;
             break;
         case O_DEDUP_MEM:
             c.dedup_mem = (size_t)num_arg("--dedup-mem", optarg, 1, 65536) << 20;
@@ -555,14 +463,20 @@ static int cmd_scan(int argc, char **argv)
             c.retry_ms = strcmp(optarg, "0") == 0 ? 0 : duration_ms("--retry", optarg);
             break;
         default:
-            fprintf(stderr, "try 'mxscan scan --help'\n");
+            switch (scanflags_apply(&sf, &c, opt, optarg, err, sizeof err)) {
+            case 1:
+                continue;
+            case -1:
+                fprintf(stderr, "mxscan: %s\n", err);
+                break;
+            default: /* getopt_long has said what is wrong */
+                fprintf(stderr, "try 'mxscan scan --help'\n");
+            }
             free(json);
             return 2;
         }
     }
-    if (c.tls_on_connect && !port_set) {
-        c.port = 465;
-    }
+    scanflags_finish(&sf, &c);
     if (resume) {
         c.db_path = resume; /* the file named now, wherever it was first written */
         c.resume_scan = resume_id;
@@ -574,8 +488,6 @@ static int cmd_scan(int argc, char **argv)
             return 2;
         }
     }
-    c.aka = aka;
-    c.naka = naka;
     c.domains = argv + optind;
     c.ndomains = argc - optind;
     if (c.input_path && c.ndomains > 0) {
