@@ -1086,9 +1086,9 @@ static void *writer_main(void *arg)
         list = db->head;
         db->head = db->tail = NULL;
         db->queued_batches = 0;
-        taken_bytes = 0;
-        for (const db_batch_t *b = list; b != NULL; b = b->next)
-            taken_bytes += b->bytes;
+        /* The lists taken before were subtracted when done: what is queued
+         * now is this list. */
+        taken_bytes = db->queued_bytes;
         pthread_mutex_unlock(&db->mu);
         while (list != NULL) {
             db_batch_t *b = list;

@@ -235,33 +235,6 @@ static void put_ident(strbuf_t *sb, const char *name)
     sb_putc(sb, '"');
 }
 
-/* Runs a query that yields one integer (bound ?1, ?2 when non-zero);
- * returns 1 with *out set, 0 for no row, -1 on an SQL error. */
-static int query_int(sqlite3 *c, const char *sql, int64_t p1, int64_t p2, int64_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    int ret = -1;
-    int rc = sqlite3_prepare_v2(c, sql, -1, &st, NULL);
-
-    if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 1) {
-        rc = sqlite3_bind_int64(st, 1, p1);
-    }
-    if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 2) {
-        rc = sqlite3_bind_int64(st, 2, p2);
-    }
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *out = sqlite3_column_int64(st, 0);
-            ret = 1;
-        } else if (rc == SQLITE_DONE) {
-            ret = 0;
-        }
-    }
-    sqlite3_finalize(st);
-    return ret;
-}
-
 /* The tables (not sqlite_*) and their columns of database `db` ("main",
  * "src") on connection c. Returns 0, or -1 (message in err). */
 static int read_schema(sqlite3 *c, const char *db, schema_t *out, char *err, size_t errlen)
@@ -848,12 +821,12 @@ static sqlite3 *open_input(const char *path, int64_t max_version, int need_shard
     free(uri);
     if (rc == SQLITE_OK) {
         sqlite3_busy_timeout(c, BUSY_TIMEOUT_MS);
-        rc = query_int(c, "PRAGMA application_id", 0, 0, &app_id) < 0 ? sqlite3_errcode(c)
-                                                                      : SQLITE_OK;
+        rc = tools_query_int(c, "PRAGMA application_id", 0, 0, &app_id) < 0 ? sqlite3_errcode(c)
+                                                                            : SQLITE_OK;
     }
     if (rc == SQLITE_OK) {
-        rc = query_int(c, "PRAGMA user_version", 0, 0, &version) < 0 ? sqlite3_errcode(c)
-                                                                     : SQLITE_OK;
+        rc = tools_query_int(c, "PRAGMA user_version", 0, 0, &version) < 0 ? sqlite3_errcode(c)
+                                                                           : SQLITE_OK;
     }
     if (rc != SQLITE_OK) {
         if ((rc & 0xff) == SQLITE_NOTADB) {
@@ -914,8 +887,8 @@ static int read_scan(sqlite3 *c, struct input *in)
     }
     if (rc == SQLITE_DONE) {
         int64_t lo = 0, hi = 0;
-        if (in->want_id && query_int(c, "SELECT min(id) FROM scans", 0, 0, &lo) == 1 &&
-            query_int(c, "SELECT max(id) FROM scans", 0, 0, &hi) == 1 && hi > 0) {
+        if (in->want_id && tools_query_int(c, "SELECT min(id) FROM scans", 0, 0, &lo) == 1 &&
+            tools_query_int(c, "SELECT max(id) FROM scans", 0, 0, &hi) == 1 && hi > 0) {
             fprintf(stderr, "mxscan merge: %s: no scan with id %lld (ids %lld to %lld)\n", in->path,
                     (long long)in->want_id, (long long)lo, (long long)hi);
         } else {
@@ -1179,26 +1152,10 @@ static double now_s(void)
  * the message left in the connection. */
 static int64_t run(sqlite3 *c, const char *sql, int64_t new_id, int64_t src_id)
 {
-    sqlite3_stmt *st = NULL;
-    int64_t ret = -1;
-    int rc = sqlite3_prepare_v2(c, sql, -1, &st, NULL);
+    int64_t v;
+    int r = tools_query_int(c, sql, new_id, src_id, &v);
 
-    if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 1) {
-        rc = sqlite3_bind_int64(st, 1, new_id);
-    }
-    if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 2) {
-        rc = sqlite3_bind_int64(st, 2, src_id);
-    }
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            ret = sqlite3_column_int64(st, 0);
-        } else if (rc == SQLITE_DONE) {
-            ret = sqlite3_changes64(c);
-        }
-    }
-    sqlite3_finalize(st);
-    return ret;
+    return r < 0 ? -1 : r == 1 ? v : sqlite3_changes64(c);
 }
 
 /* Copies the rows of one table of the input's scan into the new scan:
@@ -1874,7 +1831,7 @@ static int our_schema(schema_t *out, int64_t *version)
     rc = read_schema(db_handle(db), "main", out, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "mxscan merge: %s\n", err);
-    } else if (query_int(db_handle(db), "PRAGMA user_version", 0, 0, version) < 0) {
+    } else if (tools_query_int(db_handle(db), "PRAGMA user_version", 0, 0, version) < 0) {
         fprintf(stderr, "mxscan merge: %s\n", sqlite3_errmsg(db_handle(db)));
         rc = -1;
     }

@@ -266,30 +266,6 @@ static int check_file(const char *path)
     return 0;
 }
 
-/* Runs a query that yields one integer; returns 1 with *out set, 0 when it
- * yields no row, -1 on an SQL error. */
-static int query_int64(sqlite3 *db, const char *sql, int64_t param, int64_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    int ret = -1;
-
-    if (rc == SQLITE_OK && param != 0) {
-        rc = sqlite3_bind_int64(st, 1, param);
-    }
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *out = sqlite3_column_int64(st, 0);
-            ret = 1;
-        } else if (rc == SQLITE_DONE) {
-            ret = 0;
-        }
-    }
-    sqlite3_finalize(st);
-    return ret;
-}
-
 /* Picks the scan: the one asked for, which must exist, or the latest that
  * is done or interrupted. Returns its id, or 0 after a message. */
 static int64_t pick_scan(sqlite3 *db, const struct opts *o)
@@ -298,11 +274,11 @@ static int64_t pick_scan(sqlite3 *db, const struct opts *o)
     int r;
 
     if (o->scan_id != 0) {
-        r = query_int64(db, "SELECT id FROM scans WHERE id = ?", o->scan_id, &id);
+        r = tools_query_int(db, "SELECT id FROM scans WHERE id = ?", o->scan_id, 0, &id);
         if (r == 0) {
             int64_t lo = 0, hi = 0;
-            if (query_int64(db, "SELECT min(id) FROM scans", 0, &lo) == 1 &&
-                query_int64(db, "SELECT max(id) FROM scans", 0, &hi) == 1 && hi > 0) {
+            if (tools_query_int(db, "SELECT min(id) FROM scans", 0, 0, &lo) == 1 &&
+                tools_query_int(db, "SELECT max(id) FROM scans", 0, 0, &hi) == 1 && hi > 0) {
                 fprintf(stderr, "mxscan stats: %s: no scan with id %lld (ids %lld to %lld)\n",
                         o->path, (long long)o->scan_id, (long long)lo, (long long)hi);
             } else {
@@ -312,12 +288,12 @@ static int64_t pick_scan(sqlite3 *db, const struct opts *o)
             return 0;
         }
     } else {
-        r = query_int64(db,
-                        "SELECT id FROM scans WHERE status IN ('done', 'interrupted') "
-                        "ORDER BY id DESC LIMIT 1",
-                        0, &id);
+        r = tools_query_int(db,
+                            "SELECT id FROM scans WHERE status IN ('done', 'interrupted') "
+                            "ORDER BY id DESC LIMIT 1",
+                            0, 0, &id);
         if (r == 0) {
-            if (query_int64(db, "SELECT max(id) FROM scans", 0, &any) == 1 && any > 0) {
+            if (tools_query_int(db, "SELECT max(id) FROM scans", 0, 0, &any) == 1 && any > 0) {
                 fprintf(stderr,
                         "mxscan stats: %s: no scan is done or interrupted (the latest, %lld, "
                         "is still running or failed); name one with --scan ID\n",

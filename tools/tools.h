@@ -19,6 +19,14 @@ int cmd_report(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 
+struct sqlite3;
+
+/* Runs SQL that yields one integer, binding ?1 = p1 and ?2 = p2 when the
+ * statement has them. Returns 1 with *out set (the first column of the
+ * first row), 0 when it yields no row (or is not a query), -1 on an SQL
+ * error (the message stays in the connection). */
+int tools_query_int(struct sqlite3 *c, const char *sql, int64_t p1, int64_t p2, int64_t *out);
+
 /* A one-line remedy for a finding code (FINDINGS.md codes), for the "what
  * to fix" panels of report and check; a generic sentence for unknown codes. */
 const char *remedy_for(const char *code);

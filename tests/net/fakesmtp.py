@@ -244,26 +244,16 @@ async def b_longline(s):
 
 
 async def b_garbage(s):
-    await s.send(greeting(s))
-
-    async def starttls():
-        await s.send("220 go ahead\r\n")
-        # Wait for the client's first handshake bytes (ClientHello), so the
-        # garbage is not mistaken for bytes pipelined after the 220 ...
-        try:
-            first = await asyncio.wait_for(s.r.read(65536), 30)
-        except asyncio.TimeoutError:
-            return True
-        if not first:
-            return True
-        # ... then, instead of a TLS ServerHello: bytes that are no TLS
-        # record at all (first byte 'G' = 0x47 is no valid content type).
+    async def garbage(first):
+        # The client's ClientHello has arrived, so the garbage is not mistaken
+        # for bytes pipelined after the 220. Instead of a TLS ServerHello:
+        # bytes that are no TLS record at all (first byte 'G' = 0x47 is no
+        # valid content type).
         junk = (b"GARBAGE-NOT-TLS\x00\xff\x13\x37" * 256)[:4096]
         await s.send(junk)
         await s.wait_eof(60)
-        return True
 
-    await s.command_loop(ehlo_list(s, starttls=True), on_starttls=starttls)
+    await starttls_then(s, garbage)
 
 
 async def b_pipelined(s):
